@@ -1,0 +1,152 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Values: the producer's side.  A set publishes a new snapshot and signals
+ * the armed watchers under the value's lock (see internal.h); destroy
+ * callbacks of replaced snapshots run after the lock is released, so they
+ * may call back into the library.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include "internal.h"
+
+EV_VALUE_PUBLIC int ev_value_new(ev_value **ret) {
+        ev_value *v;
+
+        if (!ret)
+                return -EINVAL;
+        v = calloc(1, sizeof(*v));
+        if (!v)
+                return -ENOMEM;
+        atomic_init(&v->n_ref, 1);
+        atomic_init(&v->state, 0);
+        pthread_mutex_init(&v->lock, NULL);
+        ev__list_init(&v->armed);
+        ev__list_init(&v->signaled);
+        *ret = v;
+        return 0;
+}
+
+EV_VALUE_PUBLIC ev_value *ev_value_ref(ev_value *v) {
+        if (v)
+                atomic_fetch_add_explicit(&v->n_ref, 1, memory_order_relaxed);
+        return v;
+}
+
+EV_VALUE_PUBLIC ev_value *ev_value_unref(ev_value *v) {
+        if (!v || atomic_fetch_sub_explicit(&v->n_ref, 1, memory_order_release) != 1)
+                return NULL;
+        atomic_thread_fence(memory_order_acquire);
+        /* Watchers hold references, so none is left on the lists. */
+        ev_snapshot_unref(v->current);
+        pthread_mutex_destroy(&v->lock);
+        free(v);
+        return NULL;
+}
+
+/* Write the eventfd of every armed watcher once and move them all to the
+ * signaled list.  Called with v->lock held. */
+static void value_signal_armed(ev_value *v) {
+        struct ev__list *node;
+
+        for (node = v->armed.next; node != &v->armed; node = node->next) {
+                ev_value_watcher *w = ev__container_of(node, ev_value_watcher, node);
+
+                ev__eventfd_signal(w->fd);
+                w->signaled = true;
+        }
+        ev__list_splice(&v->armed, &v->signaled);
+}
+
+/* Make s current with the next version.  On -EPIPE s is left to the caller. */
+static int value_publish(ev_value *v, ev_value_snapshot *s) {
+        ev_value_snapshot *old;
+        uint64_t state;
+
+        pthread_mutex_lock(&v->lock);
+        state = atomic_load_explicit(&v->state, memory_order_relaxed);
+        if (state & EV_VALUE_STATE_CLOSED) {
+                pthread_mutex_unlock(&v->lock);
+                return -EPIPE;
+        }
+        s->version = (state >> 1) + 1;
+        old = v->current;
+        v->current = s;
+        /* Sequentially consistent so the new state is visible before any
+         * eventfd write below can wake a consumer. */
+        atomic_store(&v->state, state + EV_VALUE_STATE_VERSION_ONE);
+        value_signal_armed(v);
+        pthread_mutex_unlock(&v->lock);
+
+        ev_snapshot_unref(old);
+        return 0;
+}
+
+EV_VALUE_PUBLIC int ev_value_set(ev_value *v, const void *data, size_t size) {
+        ev_value_snapshot *s;
+        int r;
+
+        if (!v || (!data && size > 0))
+                return -EINVAL;
+        r = ev__snapshot_new_copy(data, size, &s);
+        if (r < 0)
+                return r;
+        r = value_publish(v, s);
+        if (r < 0)
+                ev__snapshot_discard(s);
+        return r;
+}
+
+EV_VALUE_PUBLIC int ev_value_set_owned(ev_value *v, void *data, size_t size,
+                                       void (*destroy)(void *data, void *userdata),
+                                       void *userdata) {
+        ev_value_snapshot *s;
+        int r;
+
+        if (!v || (!data && size > 0))
+                return -EINVAL;
+        r = ev__snapshot_new_owned(data, size, destroy, userdata, &s);
+        if (r < 0)
+                return r;
+        r = value_publish(v, s);
+        if (r < 0)
+                ev__snapshot_discard(s);
+        return r;
+}
+
+EV_VALUE_PUBLIC int ev_value_get(ev_value *v, ev_value_snapshot **ret) {
+        ev_value_snapshot *s;
+
+        if (!v || !ret)
+                return -EINVAL;
+        pthread_mutex_lock(&v->lock);
+        s = ev_snapshot_ref(v->current);
+        pthread_mutex_unlock(&v->lock);
+        if (!s)
+                return -EAGAIN;
+        *ret = s;
+        return 0;
+}
+
+EV_VALUE_PUBLIC uint64_t ev_value_get_version(const ev_value *v) {
+        if (!v)
+                return 0;
+        return atomic_load_explicit(&v->state, memory_order_acquire) >> 1;
+}
+
+EV_VALUE_PUBLIC int ev_value_close(ev_value *v) {
+        uint64_t state;
+
+        if (!v)
+                return -EINVAL;
+        pthread_mutex_lock(&v->lock);
+        state = atomic_load_explicit(&v->state, memory_order_relaxed);
+        if (!(state & EV_VALUE_STATE_CLOSED)) {
+                atomic_store(&v->state, state | EV_VALUE_STATE_CLOSED);
+                value_signal_armed(v);
+        }
+        pthread_mutex_unlock(&v->lock);
+        return 0;
+}

@@ -1,0 +1,206 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Watchers: one consumer's view of a value.  ev_watcher_get compares the
+ * value's published state with the state it last returned and only takes the
+ * value's lock when they differ; ev_watcher_wait sleeps in ppoll on the
+ * watcher's eventfd and the caller's cancel fd against a monotonic deadline.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+EV_VALUE_PUBLIC int ev_value_watch(ev_value *v, unsigned flags, ev_value_watcher **ret) {
+        ev_value_watcher *w;
+        int fd;
+
+        if (!v || flags != 0 || !ret)
+                return -EINVAL;
+        w = calloc(1, sizeof(*w));
+        if (!w)
+                return -ENOMEM;
+        fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (fd < 0) {
+                int r = -errno;
+
+                free(w);
+                return r;
+        }
+        w->fd = fd;
+        w->seen_state = 0;
+        atomic_flag_clear(&w->busy);
+        w->value = ev_value_ref(v);
+
+        pthread_mutex_lock(&v->lock);
+        /* State 0 is "never set, open": nothing to see, so arm.  Any other
+         * state is unseen by a new watcher, so it starts signaled. */
+        if (atomic_load_explicit(&v->state, memory_order_relaxed) == 0) {
+                ev__list_add(&v->armed, &w->node);
+        } else {
+                ev__eventfd_signal(fd);
+                w->signaled = true;
+                ev__list_add(&v->signaled, &w->node);
+        }
+        pthread_mutex_unlock(&v->lock);
+
+        *ret = w;
+        return 0;
+}
+
+EV_VALUE_PUBLIC int ev_watcher_get_fd(const ev_value_watcher *w) {
+        return w ? w->fd : -EINVAL;
+}
+
+/* Take the newest snapshot this watcher has not returned, under the lock,
+ * and re-arm its eventfd unless the value is closed. */
+static int watcher_take_locked(ev_value_watcher *w, ev_value_snapshot **ret) {
+        ev_value *v = w->value;
+        ev_value_snapshot *s = NULL;
+        uint64_t state;
+
+        pthread_mutex_lock(&v->lock);
+        state = atomic_load_explicit(&v->state, memory_order_relaxed);
+        if ((state >> 1) > (w->seen_state >> 1))
+                s = ev_snapshot_ref(v->current);
+        w->seen_state = state;
+        if (!(state & EV_VALUE_STATE_CLOSED) && w->signaled) {
+                ev__eventfd_clear(w->fd);
+                w->signaled = false;
+                ev__list_del(&w->node);
+                ev__list_add(&v->armed, &w->node);
+        }
+        pthread_mutex_unlock(&v->lock);
+
+        if (!s)
+                return -EPIPE; /* the state changed, but only by closing */
+        *ret = s;
+        return 0;
+}
+
+/* The body of ev_watcher_get, for a caller that holds w->busy. */
+static int watcher_take(ev_value_watcher *w, ev_value_snapshot **ret) {
+        uint64_t state = atomic_load_explicit(&w->value->state, memory_order_acquire);
+
+        if (state == w->seen_state)
+                return (state & EV_VALUE_STATE_CLOSED) ? -EPIPE : -EAGAIN;
+        return watcher_take_locked(w, ret);
+}
+
+static bool watcher_try_acquire(ev_value_watcher *w) {
+        return !atomic_flag_test_and_set_explicit(&w->busy, memory_order_acquire);
+}
+
+static void watcher_release(ev_value_watcher *w) {
+        atomic_flag_clear_explicit(&w->busy, memory_order_release);
+}
+
+EV_VALUE_PUBLIC int ev_watcher_get(ev_value_watcher *w, ev_value_snapshot **ret) {
+        int r;
+
+        if (!w || !ret)
+                return -EINVAL;
+        if (!watcher_try_acquire(w))
+                return -EBUSY;
+        r = watcher_take(w, ret);
+        watcher_release(w);
+        return r;
+}
+
+static int64_t monotonic_ns(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Sleep until w's eventfd or cancel_fd is ready or the deadline passes;
+ * deadline < 0 means forever.  Fills pfd[].revents; EINTR leaves them 0. */
+static int watcher_poll(struct pollfd pfd[2], nfds_t nfds, int64_t deadline) {
+        struct timespec ts, *timeout = NULL;
+
+        pfd[0].revents = pfd[1].revents = 0;
+        if (deadline >= 0) {
+                int64_t left = deadline - monotonic_ns();
+
+                if (left < 0)
+                        left = 0;
+                ts.tv_sec = left / 1000000000;
+                ts.tv_nsec = left % 1000000000;
+                timeout = &ts;
+        }
+        if (ppoll(pfd, nfds, timeout, NULL) < 0 && errno != EINTR)
+                return -errno;
+        if (pfd[0].revents & POLLNVAL)
+                return -EBADF; /* the caller closed the watcher's fd */
+        return 0;
+}
+
+/* The body of ev_watcher_wait, for a caller that holds w->busy.  Every pass
+ * applies the documented precedence: new snapshot or -EPIPE, then cancel,
+ * then timeout. */
+static int watcher_wait(ev_value_watcher *w, int timeout_ms, int cancel_fd,
+                        ev_value_snapshot **ret) {
+        struct pollfd pfd[2] = {
+                { .fd = w->fd, .events = POLLIN },
+                { .fd = cancel_fd, .events = POLLIN },
+        };
+        nfds_t nfds = cancel_fd >= 0 ? 2 : 1;
+        int64_t deadline = timeout_ms < 0 ? -1 : monotonic_ns() + (int64_t)timeout_ms * 1000000;
+        bool polled = false;
+        int r;
+
+        for (;;) {
+                r = watcher_take(w, ret);
+                if (r != -EAGAIN)
+                        return r;
+                if (polled || (timeout_ms == 0 && cancel_fd < 0)) {
+                        if (pfd[1].revents & POLLNVAL)
+                                return -EBADF;
+                        if (pfd[1].revents & (POLLIN | POLLHUP | POLLERR))
+                                return -ECANCELED;
+                        if (deadline >= 0 && monotonic_ns() >= deadline)
+                                return -ETIMEDOUT;
+                }
+                r = watcher_poll(pfd, nfds, deadline);
+                if (r < 0)
+                        return r;
+                polled = true;
+        }
+}
+
+EV_VALUE_PUBLIC int ev_watcher_wait(ev_value_watcher *w, int timeout_ms, int cancel_fd,
+                                    ev_value_snapshot **ret) {
+        int r;
+
+        if (!w || !ret || cancel_fd < -1)
+                return -EINVAL;
+        if (!watcher_try_acquire(w))
+                return -EBUSY;
+        r = watcher_wait(w, timeout_ms, cancel_fd, ret);
+        watcher_release(w);
+        return r;
+}
+
+EV_VALUE_PUBLIC ev_value_watcher *ev_watcher_close(ev_value_watcher *w) {
+        ev_value *v;
+
+        if (!w)
+                return NULL;
+        v = w->value;
+        /* Unlink under the lock before closing: once unlinked no set can
+         * reach this fd, so a set never writes to a reused fd number. */
+        pthread_mutex_lock(&v->lock);
+        ev__list_del(&w->node);
+        pthread_mutex_unlock(&v->lock);
+        close(w->fd);
+        ev_value_unref(v);
+        free(w);
+        return NULL;
+}
