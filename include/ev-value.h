@@ -54,7 +54,7 @@ int ev_watcher_wait(ev_value_watcher *w, int timeout_ms, int cancel_fd,
 /* Unregister w and close its eventfd; NULL is accepted; returns NULL. */
 ev_value_watcher *ev_watcher_close(ev_value_watcher *w);
 
-/* The snapshot's bytes, aligned for any type; NULL for NULL. */
+/* The bytes: a copy aligned for any type, or the adopted buffer; NULL for NULL. */
 const void *ev_snapshot_data(const ev_value_snapshot *s);
 /* The snapshot's size in bytes; 0 for NULL. */
 size_t ev_snapshot_size(const ev_value_snapshot *s);

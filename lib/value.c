@@ -36,9 +36,9 @@ EV_VALUE_PUBLIC ev_value *ev_value_ref(ev_value *v) {
 }
 
 EV_VALUE_PUBLIC ev_value *ev_value_unref(ev_value *v) {
-        if (!v || atomic_fetch_sub_explicit(&v->n_ref, 1, memory_order_release) != 1)
+        /* acq_rel for the same reason as in ev_snapshot_unref. */
+        if (!v || atomic_fetch_sub_explicit(&v->n_ref, 1, memory_order_acq_rel) != 1)
                 return NULL;
-        atomic_thread_fence(memory_order_acquire);
         /* Watchers hold references, so none is left on the lists. */
         ev_snapshot_unref(v->current);
         pthread_mutex_destroy(&v->lock);
