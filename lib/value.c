@@ -60,7 +60,8 @@ static void value_signal_armed(ev_value *v) {
         ev__list_splice(&v->armed, &v->signaled);
 }
 
-/* Make s current with the next version.  On -EPIPE s is left to the caller. */
+/* Make s current with the next version.  On -EPIPE s is discarded without
+ * running its destroy callback: the caller keeps its data. */
 static int value_publish(ev_value *v, ev_value_snapshot *s) {
         ev_value_snapshot *old;
         uint64_t state;
@@ -69,6 +70,7 @@ static int value_publish(ev_value *v, ev_value_snapshot *s) {
         state = atomic_load_explicit(&v->state, memory_order_relaxed);
         if (state & EV_VALUE_STATE_CLOSED) {
                 pthread_mutex_unlock(&v->lock);
+                ev__snapshot_discard(s);
                 return -EPIPE;
         }
         s->version = (state >> 1) + 1;
@@ -93,10 +95,7 @@ EV_VALUE_PUBLIC int ev_value_set(ev_value *v, const void *data, size_t size) {
         r = ev__snapshot_new_copy(data, size, &s);
         if (r < 0)
                 return r;
-        r = value_publish(v, s);
-        if (r < 0)
-                ev__snapshot_discard(s);
-        return r;
+        return value_publish(v, s);
 }
 
 EV_VALUE_PUBLIC int ev_value_set_owned(ev_value *v, void *data, size_t size,
@@ -110,10 +109,7 @@ EV_VALUE_PUBLIC int ev_value_set_owned(ev_value *v, void *data, size_t size,
         r = ev__snapshot_new_owned(data, size, destroy, userdata, &s);
         if (r < 0)
                 return r;
-        r = value_publish(v, s);
-        if (r < 0)
-                ev__snapshot_discard(s);
-        return r;
+        return value_publish(v, s);
 }
 
 EV_VALUE_PUBLIC int ev_value_get(ev_value *v, ev_value_snapshot **ret) {
