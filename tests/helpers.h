@@ -1,7 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Small helpers shared by the criterion unit tests: readiness of an fd
- * without blocking, and set/get shorthands that fail the test on error.
+ * Helpers shared by the criterion unit tests: sentinels for output
+ * parameters, a destroy callback that counts, shorthands for the library's
+ * calls that fail the test when the call does not give what is expected
+ * (named *_or_fail when it must succeed, *_fails_with when it must fail and
+ * leave its output alone), readiness of an fd without blocking, and a thread
+ * that waits on a watcher with the handshake that tells it has begun.
+ * Everything asserts on the calling thread, so only the test's own thread
+ * may call what asserts.
  */
 #ifndef EV_VALUE_TEST_HELPERS_H
 #define EV_VALUE_TEST_HELPERS_H
@@ -9,12 +15,54 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ev-value.h"
 
-/* Whether fd polls readable (POLLIN) right now. */
+/* Pointers no library writes on its own: an output parameter that starts as
+ * one of them and is compared afterwards shows whether a call wrote it. */
+#define VALUE_SENTINEL ((ev_value *)(uintptr_t)0x5e471e1)
+#define WATCHER_SENTINEL ((ev_value_watcher *)(uintptr_t)0x5e471e2)
+#define SNAPSHOT_SENTINEL ((ev_value_snapshot *)(uintptr_t)0x5e471e3)
+
+/* Counts destroy callbacks and remembers the arguments of the last one. */
+struct destroy_log {
+        atomic_int calls;
+        void *data;
+        void *userdata;
+};
+
+/* Destroy callback into the struct destroy_log userdata; asserts nothing. */
+static inline void record_destroy(void *data, void *userdata) {
+        struct destroy_log *log = userdata;
+
+        log->data = data;
+        log->userdata = userdata;
+        atomic_fetch_add(&log->calls, 1);
+}
+
+/* record_destroy, then free(data): a second call is a double free for valgrind. */
+static inline void free_destroy(void *data, void *userdata) {
+        record_destroy(data, userdata);
+        free(data);
+}
+
+/* CLOCK_MONOTONIC in milliseconds; asserts nothing. */
+static inline int64_t now_ms(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Asserts that poll(2) works; returns whether fd is readable right now. */
 static inline bool fd_readable(int fd) {
         struct pollfd pfd = { .fd = fd, .events = POLLIN };
         int n = poll(&pfd, 1, 0);
@@ -23,6 +71,15 @@ static inline bool fd_readable(int fd) {
         return n == 1 && (pfd.revents & POLLIN);
 }
 
+/* Asserts that strdup(s) succeeds; returns the copy. */
+static inline char *strdup_or_fail(const char *s) {
+        char *p = strdup(s);
+
+        cr_assert_not_null(p);
+        return p;
+}
+
+/* Asserts that ev_value_new succeeds; returns the value. */
 static inline ev_value *value_new_or_fail(void) {
         ev_value *v = NULL;
 
@@ -31,6 +88,7 @@ static inline ev_value *value_new_or_fail(void) {
         return v;
 }
 
+/* Asserts that ev_value_watch(v, 0) succeeds; returns the watcher. */
 static inline ev_value_watcher *watch_or_fail(ev_value *v) {
         ev_value_watcher *w = NULL;
 
@@ -39,11 +97,59 @@ static inline ev_value_watcher *watch_or_fail(ev_value *v) {
         return w;
 }
 
+/* Asserts that setting the string s, NUL included, succeeds. */
 static inline void set_string_or_fail(ev_value *v, const char *s) {
         cr_assert_eq(ev_value_set(v, s, strlen(s) + 1), 0);
 }
 
-/* Get from w, which must succeed, and return the snapshot. */
+/* Asserts that ev_value_close succeeds. */
+static inline void close_or_fail(ev_value *v) {
+        int r = ev_value_close(v);
+
+        cr_assert_eq(r, 0, "ev_value_close: %s", strerror(-r));
+}
+
+/* Asserts that s is a snapshot at version holding the string str, NUL included. */
+static inline void assert_snapshot_is_string(const ev_value_snapshot *s, uint64_t version,
+                                             const char *str) {
+        cr_assert_not_null(s);
+        cr_assert_neq(s, SNAPSHOT_SENTINEL);
+        cr_assert_eq(ev_snapshot_version(s), version, "version %llu, expected %llu",
+                     (unsigned long long)ev_snapshot_version(s), (unsigned long long)version);
+        cr_assert_eq(ev_snapshot_size(s), strlen(str) + 1, "size %zu, expected %zu",
+                     ev_snapshot_size(s), strlen(str) + 1);
+        cr_assert_str_eq(ev_snapshot_data(s), str);
+}
+
+/* Asserts that ev_value_get (the peek) succeeds; returns the snapshot. */
+static inline ev_value_snapshot *peek_or_fail(ev_value *v) {
+        ev_value_snapshot *s = NULL;
+        int r = ev_value_get(v, &s);
+
+        cr_assert_eq(r, 0, "ev_value_get: %s", strerror(-r));
+        cr_assert_not_null(s);
+        return s;
+}
+
+/* Asserts that a peek succeeds with version and str; drops the snapshot. */
+static inline void peek_string_or_fail(ev_value *v, uint64_t version, const char *str) {
+        ev_value_snapshot *s = peek_or_fail(v);
+
+        assert_snapshot_is_string(s, version, str);
+        ev_snapshot_unref(s);
+}
+
+/* Asserts that a peek fails with error and leaves its output alone. */
+static inline void peek_fails_with(ev_value *v, int error) {
+        ev_value_snapshot *s = SNAPSHOT_SENTINEL;
+        int r = ev_value_get(v, &s);
+
+        cr_assert_eq(r, error, "ev_value_get: got %d (%s), expected %d (%s)",
+                     r, strerror(-r), error, strerror(-error));
+        cr_assert_eq(s, SNAPSHOT_SENTINEL, "failed ev_value_get wrote *ret");
+}
+
+/* Asserts that ev_watcher_get succeeds; returns the snapshot. */
 static inline ev_value_snapshot *get_or_fail(ev_value_watcher *w) {
         ev_value_snapshot *s = NULL;
         int r = ev_watcher_get(w, &s);
@@ -51,6 +157,123 @@ static inline ev_value_snapshot *get_or_fail(ev_value_watcher *w) {
         cr_assert_eq(r, 0, "ev_watcher_get: %s", strerror(-r));
         cr_assert_not_null(s);
         return s;
+}
+
+/* Asserts that a get succeeds with version and str; drops the snapshot. */
+static inline void get_string_or_fail(ev_value_watcher *w, uint64_t version, const char *str) {
+        ev_value_snapshot *s = get_or_fail(w);
+
+        assert_snapshot_is_string(s, version, str);
+        ev_snapshot_unref(s);
+}
+
+/* Asserts that a get fails with error and leaves its output alone. */
+static inline void get_fails_with(ev_value_watcher *w, int error) {
+        ev_value_snapshot *s = SNAPSHOT_SENTINEL;
+        int r = ev_watcher_get(w, &s);
+
+        cr_assert_eq(r, error, "ev_watcher_get: got %d (%s), expected %d (%s)",
+                     r, strerror(-r), error, strerror(-error));
+        cr_assert_eq(s, SNAPSHOT_SENTINEL, "failed ev_watcher_get wrote *ret");
+}
+
+/* Asserts that a new watcher of v gets what v holds and is then not readable. */
+static inline ev_value_watcher *watch_consumed_or_fail(ev_value *v) {
+        ev_value_watcher *w = watch_or_fail(v);
+
+        ev_snapshot_unref(get_or_fail(w));
+        cr_assert_not(fd_readable(ev_watcher_get_fd(w)));
+        return w;
+}
+
+/* Asserts that a wait succeeds with version and str; drops the snapshot. */
+static inline void wait_string_or_fail(ev_value_watcher *w, int timeout_ms, int cancel_fd,
+                                       uint64_t version, const char *str) {
+        ev_value_snapshot *s = SNAPSHOT_SENTINEL;
+        int r = ev_watcher_wait(w, timeout_ms, cancel_fd, &s);
+
+        cr_assert_eq(r, 0, "ev_watcher_wait(%d, %d): %s", timeout_ms, cancel_fd, strerror(-r));
+        assert_snapshot_is_string(s, version, str);
+        ev_snapshot_unref(s);
+}
+
+/* Asserts that a wait fails with error and leaves its output alone. */
+static inline void wait_fails_with(ev_value_watcher *w, int timeout_ms, int cancel_fd, int error) {
+        ev_value_snapshot *s = SNAPSHOT_SENTINEL;
+        int r = ev_watcher_wait(w, timeout_ms, cancel_fd, &s);
+
+        cr_assert_eq(r, error, "ev_watcher_wait(%d, %d): got %d (%s), expected %d (%s)",
+                     timeout_ms, cancel_fd, r, strerror(-r), error, strerror(-error));
+        cr_assert_eq(s, SNAPSHOT_SENTINEL, "failed ev_watcher_wait wrote *ret");
+}
+
+/* ------------------------------------------- a wait on another thread */
+
+/* A thread that waits on a watcher.  It retries on -EBUSY: the test's
+ * thread learns that the wait has begun by probing with ev_watcher_get, and
+ * a probe that holds the watcher at the instant the wait starts makes the
+ * wait (rightly) fail with -EBUSY. */
+struct waiter {
+        ev_value_watcher *w;
+        int timeout_ms;
+        int cancel_fd;
+        ev_value_snapshot *s;
+        int r;
+        atomic_bool done;
+};
+
+/* ev_watcher_wait, retried while it gives -EBUSY; asserts nothing. */
+static inline int wait_retrying_busy(ev_value_watcher *w, int timeout_ms, int cancel_fd,
+                                     ev_value_snapshot **ret) {
+        int r;
+
+        do
+                r = ev_watcher_wait(w, timeout_ms, cancel_fd, ret);
+        while (r == -EBUSY);
+        return r;
+}
+
+/* The waiter's thread: one wait, result in t->r and t->s; asserts nothing. */
+static inline void *waiter_main(void *arg) {
+        struct waiter *t = arg;
+
+        t->r = wait_retrying_busy(t->w, t->timeout_ms, t->cancel_fd, &t->s);
+        atomic_store(&t->done, true);
+        return NULL;
+}
+
+/* Asserts that a waiter's thread starts waiting on w; t->s starts as SNAPSHOT_SENTINEL. */
+static inline void waiter_start(struct waiter *t, pthread_t *thread, ev_value_watcher *w,
+                                int timeout_ms, int cancel_fd) {
+        t->w = w;
+        t->timeout_ms = timeout_ms;
+        t->cancel_fd = cancel_fd;
+        t->s = SNAPSHOT_SENTINEL;
+        t->r = 1;
+        atomic_init(&t->done, false);
+        cr_assert_eq(pthread_create(thread, NULL, waiter_main, t), 0);
+}
+
+/* A get on w (nothing new): -EBUSY while another thread is in one; asserts nothing. */
+static inline int probe_busy(ev_value_watcher *w) {
+        ev_value_snapshot *s = SNAPSHOT_SENTINEL;
+        int r = ev_watcher_get(w, &s);
+
+        if (r == -EAGAIN && s != SNAPSHOT_SENTINEL)
+                return -EFAULT; /* a failed get wrote *ret */
+        return r;
+}
+
+/* Asserts that another thread enters a get or wait on w within 5 s (probe_busy). */
+static inline void wait_until_busy(ev_value_watcher *w) {
+        int64_t deadline = now_ms() + 5000;
+        int r;
+
+        while ((r = probe_busy(w)) != -EBUSY) {
+                cr_assert_eq(r, -EAGAIN, "probe get: %d (%s)", r, strerror(-r));
+                cr_assert_lt(now_ms(), deadline, "the waiting thread never entered ev_watcher_wait");
+                sched_yield();
+        }
 }
 
 #endif

@@ -14,7 +14,6 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,71 +25,19 @@
 #include "ev-value.h"
 #include "helpers.h"
 
-/* A pointer no library writes on its own: outputs must stay equal to it. */
-#define SENTINEL ((ev_value_snapshot *)(uintptr_t)0x5e471e1)
-
-struct destroy_log {
-        atomic_int calls;
-};
-
-static void count_destroy(void *data, void *userdata) {
-        struct destroy_log *log = userdata;
-
-        atomic_fetch_add(&log->calls, 1);
-}
-
-static void close_or_fail(ev_value *v) {
-        int r = ev_value_close(v);
-
-        cr_assert_eq(r, 0, "ev_value_close: %s", strerror(-r));
-}
-
-static ev_value_snapshot *peek_or_fail(ev_value *v) {
-        ev_value_snapshot *s = NULL;
-        int r = ev_value_get(v, &s);
-
-        cr_assert_eq(r, 0, "ev_value_get: %s", strerror(-r));
-        cr_assert_not_null(s);
-        return s;
-}
-
-static void assert_snapshot_is_string(const ev_value_snapshot *s, const char *str,
-                                      uint64_t version) {
-        cr_assert_eq(ev_snapshot_size(s), strlen(str) + 1);
-        cr_assert_str_eq(ev_snapshot_data(s), str);
-        cr_assert_eq(ev_snapshot_version(s), version);
-}
-
-/* Get from w, which must return the snapshot str at version. */
-static void get_string_or_fail(ev_value_watcher *w, const char *str, uint64_t version) {
-        ev_value_snapshot *s = get_or_fail(w);
-
-        assert_snapshot_is_string(s, str, version);
-        ev_snapshot_unref(s);
-}
-
 /* w is closed and has returned the last snapshot: -EPIPE, n times over,
  * nothing written, and the fd stays readable all along. */
 static void assert_epipe_forever(ev_value_watcher *w, int n) {
         int i;
 
         for (i = 0; i < n; i++) {
-                ev_value_snapshot *s = SENTINEL;
+                ev_value_snapshot *s = SNAPSHOT_SENTINEL;
 
                 cr_assert_eq(ev_watcher_get(w, &s), -EPIPE, "get %d after the last", i + 1);
-                cr_assert_eq(s, SENTINEL);
+                cr_assert_eq(s, SNAPSHOT_SENTINEL);
                 cr_assert(fd_readable(ev_watcher_get_fd(w)), "fd not readable after -EPIPE %d",
                           i + 1);
         }
-}
-
-/* A watcher of v that has returned everything set so far. */
-static ev_value_watcher *watch_consumed_or_fail(ev_value *v) {
-        ev_value_watcher *w = watch_or_fail(v);
-
-        ev_snapshot_unref(get_or_fail(w));
-        cr_assert_not(fd_readable(ev_watcher_get_fd(w)));
-        return w;
 }
 
 Test(close, unseen_last_snapshot_is_returned_first_then_epipe_forever) {
@@ -103,7 +50,7 @@ Test(close, unseen_last_snapshot_is_returned_first_then_epipe_forever) {
         set_string_or_fail(v, "three");
         close_or_fail(v);
         /* Intermediate versions are skipped, the last one is not. */
-        get_string_or_fail(w, "three", 3);
+        get_string_or_fail(w, 3, "three");
         assert_epipe_forever(w, 3);
         ev_watcher_close(w);
         ev_value_unref(v);
@@ -115,7 +62,7 @@ Test(close, watcher_that_never_got_anything_receives_the_last_snapshot_then_epip
 
         set_string_or_fail(v, "only");
         close_or_fail(v);
-        get_string_or_fail(w, "only", 1);
+        get_string_or_fail(w, 1, "only");
         assert_epipe_forever(w, 3);
         ev_watcher_close(w);
         ev_value_unref(v);
@@ -128,7 +75,7 @@ Test(close, fd_of_watcher_with_unseen_snapshot_stays_readable_after_get_and_afte
         set_string_or_fail(v, "last");
         close_or_fail(v);
         cr_assert(fd_readable(ev_watcher_get_fd(w)));
-        get_string_or_fail(w, "last", 1);
+        get_string_or_fail(w, 1, "last");
         /* Unlike an open value's, the fd is not cleared by this get. */
         cr_assert(fd_readable(ev_watcher_get_fd(w)), "fd not readable after the last get");
         assert_epipe_forever(w, 3);
@@ -164,7 +111,7 @@ Test(close, close_makes_every_watchers_fd_readable) {
                 assert_epipe_forever(seen[i], 1);
         }
         cr_assert(fd_readable(ev_watcher_get_fd(unseen)));
-        get_string_or_fail(unseen, "x", 1);
+        get_string_or_fail(unseen, 1, "x");
         assert_epipe_forever(unseen, 1);
         for (i = 0; i < 3; i++)
                 ev_watcher_close(seen[i]);
@@ -175,10 +122,9 @@ Test(close, close_makes_every_watchers_fd_readable) {
 Test(close, close_of_never_set_value_makes_watcher_fd_readable_and_get_gives_epipe) {
         ev_value *v = value_new_or_fail();
         ev_value_watcher *w = watch_or_fail(v);
-        ev_value_snapshot *s = SENTINEL;
 
         cr_assert_not(fd_readable(ev_watcher_get_fd(w)));
-        cr_assert_eq(ev_watcher_get(w, &s), -EAGAIN);
+        get_fails_with(w, -EAGAIN);
         close_or_fail(v);
         cr_assert(fd_readable(ev_watcher_get_fd(w)));
         assert_epipe_forever(w, 3);
@@ -190,23 +136,20 @@ Test(close, close_of_never_set_value_makes_watcher_fd_readable_and_get_gives_epi
 Test(close, set_after_close_gives_epipe_and_leaves_version_and_data_unchanged) {
         ev_value *v = value_new_or_fail();
         ev_value_watcher *done, *pending;
-        ev_value_snapshot *s;
 
         set_string_or_fail(v, "final");
         done = watch_consumed_or_fail(v);
         pending = watch_or_fail(v);
         close_or_fail(v);
-        cr_assert_eq(ev_watcher_get(done, &(ev_value_snapshot *){ NULL }), -EPIPE);
+        get_fails_with(done, -EPIPE);
 
         cr_assert_eq(ev_value_set(v, "late", 5), -EPIPE);
         cr_assert_eq(ev_value_set(v, NULL, 0), -EPIPE);
         cr_assert_eq(ev_value_get_version(v), 1);
-        s = peek_or_fail(v);
-        assert_snapshot_is_string(s, "final", 1);
-        ev_snapshot_unref(s);
+        peek_string_or_fail(v, 1, "final");
         /* Neither watcher sees a new snapshot. */
         assert_epipe_forever(done, 1);
-        get_string_or_fail(pending, "final", 1);
+        get_string_or_fail(pending, 1, "final");
         assert_epipe_forever(pending, 1);
         ev_watcher_close(done);
         ev_watcher_close(pending);
@@ -217,20 +160,16 @@ Test(close, set_owned_after_close_gives_epipe_and_caller_keeps_ownership) {
         struct destroy_log log = { 0 };
         ev_value *v = value_new_or_fail();
         ev_value_watcher *w;
-        ev_value_snapshot *s;
-        char *data = strdup("refused");
+        char *data = strdup_or_fail("refused");
 
-        cr_assert_not_null(data);
         set_string_or_fail(v, "final");
         w = watch_consumed_or_fail(v);
         close_or_fail(v);
-        cr_assert_eq(ev_value_set_owned(v, data, strlen(data) + 1, count_destroy, &log), -EPIPE);
-        cr_assert_eq(ev_value_set_owned(v, NULL, 0, count_destroy, &log), -EPIPE);
+        cr_assert_eq(ev_value_set_owned(v, data, strlen(data) + 1, record_destroy, &log), -EPIPE);
+        cr_assert_eq(ev_value_set_owned(v, NULL, 0, record_destroy, &log), -EPIPE);
         cr_assert_eq(atomic_load(&log.calls), 0);
         cr_assert_eq(ev_value_get_version(v), 1);
-        s = peek_or_fail(v);
-        assert_snapshot_is_string(s, "final", 1);
-        ev_snapshot_unref(s);
+        peek_string_or_fail(v, 1, "final");
         assert_epipe_forever(w, 1);
         ev_watcher_close(w);
         ev_value_unref(v);
@@ -248,7 +187,7 @@ Test(close, close_is_idempotent) {
         cr_assert_eq(ev_value_close(v), 0);
         cr_assert_eq(ev_value_close(v), 0);
         cr_assert_eq(ev_value_get_version(v), 1);
-        get_string_or_fail(w, "final", 1);
+        get_string_or_fail(w, 1, "final");
         /* A later close neither reopens nor delivers the snapshot again. */
         cr_assert_eq(ev_value_close(v), 0);
         cr_assert_eq(ev_value_get_version(v), 1);
@@ -267,7 +206,7 @@ Test(close, watch_after_close_gives_readable_fd_then_final_snapshot_then_epipe) 
         close_or_fail(v);
         w = watch_or_fail(v);
         cr_assert(fd_readable(ev_watcher_get_fd(w)));
-        get_string_or_fail(w, "final", 2);
+        get_string_or_fail(w, 2, "final");
         assert_epipe_forever(w, 3);
         ev_watcher_close(w);
         ev_value_unref(v);
@@ -287,28 +226,21 @@ Test(close, watch_after_close_of_never_set_value_gives_readable_fd_and_epipe) {
 
 Test(close, value_get_still_returns_the_final_snapshot_after_close) {
         ev_value *v = value_new_or_fail();
-        ev_value_snapshot *s;
 
         set_string_or_fail(v, "first");
         set_string_or_fail(v, "final");
         close_or_fail(v);
-        s = peek_or_fail(v);
-        assert_snapshot_is_string(s, "final", 2);
-        ev_snapshot_unref(s);
+        peek_string_or_fail(v, 2, "final");
         /* And again: peeking consumes nothing. */
-        s = peek_or_fail(v);
-        assert_snapshot_is_string(s, "final", 2);
-        ev_snapshot_unref(s);
+        peek_string_or_fail(v, 2, "final");
         ev_value_unref(v);
 }
 
 Test(close, value_get_on_closed_never_set_value_gives_eagain) {
         ev_value *v = value_new_or_fail();
-        ev_value_snapshot *s = SENTINEL;
 
         close_or_fail(v);
-        cr_assert_eq(ev_value_get(v, &s), -EAGAIN);
-        cr_assert_eq(s, SENTINEL);
+        peek_fails_with(v, -EAGAIN);
         ev_value_unref(v);
 }
 
@@ -331,7 +263,7 @@ static void *wait_main(void *data) {
         atomic_store(&b->tid, (int)syscall(SYS_gettid));
         pthread_barrier_wait(&b->started);
         for (i = 0; i < 2; i++) {
-                b->s[i] = SENTINEL;
+                b->s[i] = SNAPSHOT_SENTINEL;
                 b->r[i] = ev_watcher_wait(b->w, -1, -1, &b->s[i]);
                 atomic_store(&b->returned, true);
         }
@@ -412,9 +344,9 @@ Test(close, close_wakes_a_watcher_blocked_in_wait_forever, .timeout = 10) {
         close_or_fail(v);
         join_blocked_wait(&b, thread);
         cr_assert_eq(b.r[0], -EPIPE);
-        cr_assert_eq(b.s[0], SENTINEL);
+        cr_assert_eq(b.s[0], SNAPSHOT_SENTINEL);
         cr_assert_eq(b.r[1], -EPIPE);
-        cr_assert_eq(b.s[1], SENTINEL);
+        cr_assert_eq(b.s[1], SNAPSHOT_SENTINEL);
         cr_assert(fd_readable(ev_watcher_get_fd(w)));
         ev_watcher_close(w);
         ev_value_unref(v);
@@ -430,7 +362,7 @@ Test(close, close_wakes_a_wait_on_a_never_set_value, .timeout = 10) {
         close_or_fail(v);
         join_blocked_wait(&b, thread);
         cr_assert_eq(b.r[0], -EPIPE);
-        cr_assert_eq(b.s[0], SENTINEL);
+        cr_assert_eq(b.s[0], SNAPSHOT_SENTINEL);
         cr_assert_eq(b.r[1], -EPIPE);
         ev_watcher_close(w);
         ev_value_unref(v);
@@ -451,10 +383,10 @@ Test(close, set_then_close_while_blocked_delivers_the_snapshot_then_epipe, .time
         close_or_fail(v);
         join_blocked_wait(&b, thread);
         cr_assert_eq(b.r[0], 0, "first wait: %s", strerror(-b.r[0]));
-        assert_snapshot_is_string(b.s[0], "last", 2);
+        assert_snapshot_is_string(b.s[0], 2, "last");
         ev_snapshot_unref(b.s[0]);
         cr_assert_eq(b.r[1], -EPIPE);
-        cr_assert_eq(b.s[1], SENTINEL);
+        cr_assert_eq(b.s[1], SNAPSHOT_SENTINEL);
         ev_watcher_close(w);
         ev_value_unref(v);
 }
@@ -465,16 +397,13 @@ Test(close, wait_on_closed_watcher_that_saw_everything_gives_epipe_even_with_tim
      .timeout = 10) {
         ev_value *v = value_new_or_fail();
         ev_value_watcher *w;
-        ev_value_snapshot *s = SENTINEL;
 
         set_string_or_fail(v, "final");
         w = watch_consumed_or_fail(v);
         close_or_fail(v);
-        cr_assert_eq(ev_watcher_wait(w, 0, -1, &s), -EPIPE);
-        cr_assert_eq(s, SENTINEL);
-        cr_assert_eq(ev_watcher_wait(w, 0, -1, &s), -EPIPE);
-        cr_assert_eq(ev_watcher_wait(w, -1, -1, &s), -EPIPE);
-        cr_assert_eq(s, SENTINEL);
+        wait_fails_with(w, 0, -1, -EPIPE);
+        wait_fails_with(w, 0, -1, -EPIPE);
+        wait_fails_with(w, -1, -1, -EPIPE);
         cr_assert(fd_readable(ev_watcher_get_fd(w)));
         ev_watcher_close(w);
         ev_value_unref(v);
@@ -496,13 +425,13 @@ Test(close, wait_on_closed_watcher_that_saw_everything_gives_epipe_before_ecance
         w = watch_consumed_or_fail(v);
         close_or_fail(v);
         for (i = 0; i < sizeof(timeouts) / sizeof(timeouts[0]); i++) {
-                ev_value_snapshot *s = SENTINEL;
+                ev_value_snapshot *s = SNAPSHOT_SENTINEL;
 
                 cr_assert_eq(ev_watcher_wait(w, timeouts[i], cancel, &s), -EPIPE,
                              "timeout %d, eventfd", timeouts[i]);
                 cr_assert_eq(ev_watcher_wait(w, timeouts[i], pipefd[0], &s), -EPIPE,
                              "timeout %d, hung-up pipe", timeouts[i]);
-                cr_assert_eq(s, SENTINEL);
+                cr_assert_eq(s, SNAPSHOT_SENTINEL);
         }
         /* The library never reads the cancel fd. */
         cr_assert(fd_readable(cancel));
@@ -516,18 +445,13 @@ Test(close, wait_on_closed_watcher_returns_an_unseen_snapshot_before_epipe_and_e
      .timeout = 10) {
         ev_value *v = value_new_or_fail();
         ev_value_watcher *w = watch_or_fail(v);
-        ev_value_snapshot *s = SENTINEL;
         int cancel = eventfd(1, EFD_CLOEXEC);
 
         cr_assert_geq(cancel, 0);
         set_string_or_fail(v, "final");
         close_or_fail(v);
-        cr_assert_eq(ev_watcher_wait(w, 0, cancel, &s), 0);
-        assert_snapshot_is_string(s, "final", 1);
-        ev_snapshot_unref(s);
-        s = SENTINEL;
-        cr_assert_eq(ev_watcher_wait(w, 0, cancel, &s), -EPIPE);
-        cr_assert_eq(s, SENTINEL);
+        wait_string_or_fail(w, 0, cancel, 1, "final");
+        wait_fails_with(w, 0, cancel, -EPIPE);
         cr_assert(fd_readable(ev_watcher_get_fd(w)));
         ev_watcher_close(w);
         ev_value_unref(v);

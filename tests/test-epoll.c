@@ -88,24 +88,6 @@ static unsigned loop_ready(const struct loop *l, int timeout_ms) {
                      got_, (unsigned)(expected));                               \
 } while (0)
 
-/* Get from w: must return version and str. */
-static void get_check(ev_value_watcher *w, uint64_t version, const char *str) {
-        ev_value_snapshot *s = get_or_fail(w);
-
-        cr_assert_eq(ev_snapshot_version(s), version, "version %llu, expected %llu",
-                     (unsigned long long)ev_snapshot_version(s), (unsigned long long)version);
-        cr_assert_str_eq(ev_snapshot_data(s), str);
-        ev_snapshot_unref(s);
-}
-
-static void get_expect(ev_value_watcher *w, int error) {
-        ev_value_snapshot *s = NULL;
-        int r = ev_watcher_get(w, &s);
-
-        cr_assert_eq(r, error, "ev_watcher_get: got %d (%s), expected %d", r, strerror(-r), error);
-        cr_assert_null(s);
-}
-
 Test(epoll, level_reports_exactly_the_watchers_with_unseen_data, .timeout = 10) {
         struct loop l;
 
@@ -117,19 +99,19 @@ Test(epoll, level_reports_exactly_the_watchers_with_unseen_data, .timeout = 10) 
         set_string_or_fail(l.v[1], "b1");
         assert_ready(&l, 0xf);
 
-        get_check(l.w[0], 1, "a1");
+        get_string_or_fail(l.w[0], 1, "a1");
         assert_ready(&l, 0xe);
-        get_check(l.w[3], 1, "b1");
+        get_string_or_fail(l.w[3], 1, "b1");
         assert_ready(&l, 0x6);
-        get_check(l.w[1], 1, "a1");
-        get_check(l.w[2], 1, "b1");
+        get_string_or_fail(l.w[1], 1, "a1");
+        get_string_or_fail(l.w[2], 1, "b1");
         assert_ready(&l, 0x0);
 
         /* A set on one value reports only its own watchers. */
         set_string_or_fail(l.v[1], "b2");
         assert_ready(&l, 0xc);
-        get_check(l.w[2], 2, "b2");
-        get_check(l.w[3], 2, "b2");
+        get_string_or_fail(l.w[2], 2, "b2");
+        get_string_or_fail(l.w[3], 2, "b2");
         assert_ready(&l, 0x0);
 
         loop_fini(&l);
@@ -141,15 +123,15 @@ Test(epoll, level_keeps_reporting_until_get, .timeout = 10) {
 
         loop_init(&l, EPOLLIN);
         set_string_or_fail(l.v[0], "a1");
-        get_check(l.w[0], 1, "a1");
+        get_string_or_fail(l.w[0], 1, "a1");
         for (i = 0; i < 5; i++)
                 assert_ready(&l, 0x2);
         /* More sets keep it reported, and bring w[0] back. */
         set_string_or_fail(l.v[0], "a2");
         for (i = 0; i < 5; i++)
                 assert_ready(&l, 0x3);
-        get_check(l.w[1], 2, "a2");
-        get_check(l.w[0], 2, "a2");
+        get_string_or_fail(l.w[1], 2, "a2");
+        get_string_or_fail(l.w[0], 2, "a2");
         assert_ready(&l, 0x0);
 
         loop_fini(&l);
@@ -207,8 +189,8 @@ Test(epoll, edge_each_set_reports_each_watcher_once, .timeout = 10) {
         assert_ready(&l, 0x0);
         /* The data is still there for whoever gets. */
         cr_assert(fd_readable(ev_watcher_get_fd(l.w[0])));
-        get_check(l.w[0], 1, "a1");
-        get_check(l.w[3], 1, "b1");
+        get_string_or_fail(l.w[0], 1, "a1");
+        get_string_or_fail(l.w[3], 1, "b1");
         assert_ready(&l, 0x0);
 
         loop_fini(&l);
@@ -230,10 +212,10 @@ Test(epoll, edge_sets_while_unconsumed_make_no_new_event, .timeout = 10) {
                 assert_ready(&l, 0x0);
         }
         /* The consumer that finally gets sees the newest, once. */
-        get_check(l.w[0], 10, "a10");
-        get_expect(l.w[0], -EAGAIN);
-        get_check(l.w[1], 10, "a10");
-        get_expect(l.w[1], -EAGAIN);
+        get_string_or_fail(l.w[0], 10, "a10");
+        get_fails_with(l.w[0], -EAGAIN);
+        get_string_or_fail(l.w[1], 10, "a10");
+        get_fails_with(l.w[1], -EAGAIN);
         assert_ready(&l, 0x0);
 
         loop_fini(&l);
@@ -252,21 +234,21 @@ Test(epoll, edge_next_set_after_get_makes_a_new_edge, .timeout = 10) {
                 assert_ready(&l, 0x3);
                 assert_ready(&l, 0x0);
                 /* Drain as an edge-triggered loop must: until -EAGAIN. */
-                get_check(l.w[0], (uint64_t)round, buf);
-                get_expect(l.w[0], -EAGAIN);
-                get_check(l.w[1], (uint64_t)round, buf);
-                get_expect(l.w[1], -EAGAIN);
+                get_string_or_fail(l.w[0], (uint64_t)round, buf);
+                get_fails_with(l.w[0], -EAGAIN);
+                get_string_or_fail(l.w[1], (uint64_t)round, buf);
+                get_fails_with(l.w[1], -EAGAIN);
                 assert_ready(&l, 0x0);
         }
         /* A watcher that did not drain gets no new edge; the other does. */
         set_string_or_fail(l.v[0], "a6");
         assert_ready(&l, 0x3);
-        get_check(l.w[0], 6, "a6");
-        get_expect(l.w[0], -EAGAIN);
+        get_string_or_fail(l.w[0], 6, "a6");
+        get_fails_with(l.w[0], -EAGAIN);
         set_string_or_fail(l.v[0], "a7");
         assert_ready(&l, 0x1);
-        get_check(l.w[1], 7, "a7");
-        get_check(l.w[0], 7, "a7");
+        get_string_or_fail(l.w[1], 7, "a7");
+        get_string_or_fail(l.w[0], 7, "a7");
 
         loop_fini(&l);
 }
@@ -283,14 +265,14 @@ Test(epoll, edge_value_close_reports_every_drained_watcher, .timeout = 10) {
                 ev_snapshot_unref(get_or_fail(l.w[i]));
         assert_ready(&l, 0x0);
 
-        cr_assert_eq(ev_value_close(l.v[0]), 0);
+        close_or_fail(l.v[0]);
         assert_ready(&l, 0x3);
-        cr_assert_eq(ev_value_close(l.v[1]), 0);
+        close_or_fail(l.v[1]);
         assert_ready(&l, 0xc);
         for (i = 0; i < N_WATCHERS; i++)
-                get_expect(l.w[i], -EPIPE);
+                get_fails_with(l.w[i], -EPIPE);
         /* Closing again is not a new update. */
-        cr_assert_eq(ev_value_close(l.v[0]), 0);
+        close_or_fail(l.v[0]);
         assert_ready(&l, 0x0);
 
         loop_fini(&l);
@@ -302,21 +284,21 @@ Test(epoll, level_value_close_reports_every_watcher_forever, .timeout = 10) {
 
         loop_init(&l, EPOLLIN);
         set_string_or_fail(l.v[0], "a1");
-        get_check(l.w[0], 1, "a1");
+        get_string_or_fail(l.w[0], 1, "a1");
         /* w[0] drained, w[1] holds the last snapshot unseen. */
         assert_ready(&l, 0x2);
-        cr_assert_eq(ev_value_close(l.v[0]), 0);
+        close_or_fail(l.v[0]);
         assert_ready(&l, 0x3);
-        get_check(l.w[1], 1, "a1");
-        get_expect(l.w[0], -EPIPE);
-        get_expect(l.w[1], -EPIPE);
+        get_string_or_fail(l.w[1], 1, "a1");
+        get_fails_with(l.w[0], -EPIPE);
+        get_fails_with(l.w[1], -EPIPE);
         /* A closed value's watchers stay reported. */
         for (i = 0; i < 3; i++)
                 assert_ready(&l, 0x3);
         /* A never-set value's watchers are reported by its close too. */
-        cr_assert_eq(ev_value_close(l.v[1]), 0);
+        close_or_fail(l.v[1]);
         assert_ready(&l, 0xf);
-        get_expect(l.w[2], -EPIPE);
+        get_fails_with(l.w[2], -EPIPE);
         assert_ready(&l, 0xf);
 
         loop_fini(&l);
@@ -339,11 +321,11 @@ Test(epoll, remove_from_epoll_before_watcher_close, .timeout = 10) {
         assert_ready(&l, 0x1);
 
         /* The rest of the set keeps working. */
-        get_check(l.w[0], 1, "a1");
+        get_string_or_fail(l.w[0], 1, "a1");
         assert_ready(&l, 0x0);
         set_string_or_fail(l.v[0], "a2");
         assert_ready(&l, 0x1);
-        get_check(l.w[0], 2, "a2");
+        get_string_or_fail(l.w[0], 2, "a2");
 
         /* A new watcher, likely on the same fd number, can be added anew. */
         l.w[1] = watch_or_fail(l.v[0]);
@@ -351,7 +333,7 @@ Test(epoll, remove_from_epoll_before_watcher_close, .timeout = 10) {
         cr_assert_eq(epoll_ctl(l.epfd, EPOLL_CTL_ADD, ev_watcher_get_fd(l.w[1]), &ev), 0,
                      "epoll_ctl ADD: %s", strerror(errno));
         assert_ready(&l, 0x2);
-        get_check(l.w[1], 2, "a2");
+        get_string_or_fail(l.w[1], 2, "a2");
         assert_ready(&l, 0x0);
 
         loop_fini(&l);

@@ -15,7 +15,6 @@
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -26,9 +25,6 @@
 #define MAX_FILL 64
 /* Free fd numbers left below the lowered limit (at least). */
 #define HEADROOM 4
-
-static char sentinel_storage;
-#define SENTINEL_WATCHER ((ev_value_watcher *)(void *)&sentinel_storage)
 
 struct fd_limit {
         struct rlimit saved;
@@ -108,18 +104,18 @@ static int fill_watchers(ev_value *v, ev_value_watcher **ws) {
         int n;
 
         for (n = 0; n < MAX_FILL; n++) {
-                ev_value_watcher *w = SENTINEL_WATCHER;
+                ev_value_watcher *w = WATCHER_SENTINEL;
                 int r = ev_value_watch(v, 0, &w);
 
                 if (r < 0) {
                         cr_assert_eq(r, -EMFILE, "ev_value_watch at the fd limit: got %d (%s), expected -EMFILE",
                                      r, strerror(-r));
-                        cr_assert_eq(w, SENTINEL_WATCHER, "failed ev_value_watch wrote *ret");
+                        cr_assert_eq(w, WATCHER_SENTINEL, "failed ev_value_watch wrote *ret");
                         break;
                 }
                 cr_assert_eq(r, 0);
                 cr_assert_not_null(w);
-                cr_assert_neq(w, SENTINEL_WATCHER);
+                cr_assert_neq(w, WATCHER_SENTINEL);
                 ws[n] = w;
         }
         cr_assert_lt(n, MAX_FILL, "never reached the fd limit");
@@ -136,12 +132,12 @@ static void close_watchers(ev_value_watcher **ws, int n) {
 
 /* Watch once more, which must fail with -EMFILE without leaving an fd. */
 static void watch_expect_emfile(const struct fd_limit *lim, ev_value *v) {
-        ev_value_watcher *w = SENTINEL_WATCHER;
+        ev_value_watcher *w = WATCHER_SENTINEL;
         int before = count_open_fds(lim);
         int r = ev_value_watch(v, 0, &w);
 
         cr_assert_eq(r, -EMFILE, "ev_value_watch: got %d (%s), expected -EMFILE", r, strerror(-r));
-        cr_assert_eq(w, SENTINEL_WATCHER, "failed ev_value_watch wrote *ret");
+        cr_assert_eq(w, WATCHER_SENTINEL, "failed ev_value_watch wrote *ret");
         cr_assert_eq(count_open_fds(lim), before, "a failed ev_value_watch left an fd open");
 }
 
@@ -189,10 +185,7 @@ Test(fd_limit, other_watchers_still_work_after_emfile, .timeout = 10) {
         set_string_or_fail(v, "after");
         for (i = 0; i < n; i++) {
                 cr_assert(fd_readable(ev_watcher_get_fd(ws[i])), "watcher %d missed the set", i);
-                s = get_or_fail(ws[i]);
-                cr_assert_eq(ev_snapshot_version(s), 2);
-                cr_assert_str_eq(ev_snapshot_data(s), "after");
-                ev_snapshot_unref(s);
+                get_string_or_fail(ws[i], 2, "after");
                 cr_assert_not(fd_readable(ev_watcher_get_fd(ws[i])));
         }
 
@@ -206,7 +199,6 @@ Test(fd_limit, watch_succeeds_again_after_closing_a_watcher, .timeout = 10) {
         struct fd_limit lim;
         ev_value_watcher *ws[MAX_FILL];
         ev_value *v = value_new_or_fail();
-        ev_value_snapshot *s;
         int n;
 
         set_string_or_fail(v, "current");
@@ -217,10 +209,7 @@ Test(fd_limit, watch_succeeds_again_after_closing_a_watcher, .timeout = 10) {
         ws[n - 1] = ev_watcher_close(ws[n - 1]);
         ws[n - 1] = watch_or_fail(v);
         cr_assert(fd_readable(ev_watcher_get_fd(ws[n - 1])));
-        s = get_or_fail(ws[n - 1]);
-        cr_assert_eq(ev_snapshot_version(s), 1);
-        cr_assert_str_eq(ev_snapshot_data(s), "current");
-        ev_snapshot_unref(s);
+        get_string_or_fail(ws[n - 1], 1, "current");
         /* And the limit is reached again. */
         watch_expect_emfile(&lim, v);
 
@@ -270,7 +259,7 @@ Test(fd_limit, set_get_and_wait_need_no_new_fd, .timeout = 10) {
 
                 buf[9] = (char)('0' + i);
                 cr_assert_eq(ev_value_set(v, buf, sizeof(buf)), 0);
-                cr_assert_eq(ev_value_get(v, &s), 0);
+                s = peek_or_fail(v);
                 cr_assert_eq(ev_snapshot_version(s), (uint64_t)i);
                 ev_snapshot_unref(s);
 
@@ -284,11 +273,11 @@ Test(fd_limit, set_get_and_wait_need_no_new_fd, .timeout = 10) {
                 cr_assert_eq(ev_snapshot_version(s), (uint64_t)i);
                 ev_snapshot_unref(s);
         }
-        cr_assert_eq(ev_watcher_wait(ws[0], 0, -1, &s), -ETIMEDOUT);
+        wait_fails_with(ws[0], 0, -1, -ETIMEDOUT);
         cr_assert_eq(count_open_fds(&lim), before, "set, get or wait opened an fd");
-        cr_assert_eq(ev_value_close(v), 0);
+        close_or_fail(v);
         cr_assert(fd_readable(ev_watcher_get_fd(ws[0])));
-        cr_assert_eq(ev_watcher_get(ws[0], &s), -EPIPE);
+        get_fails_with(ws[0], -EPIPE);
 
         close_watchers(ws, n);
         restore_fd_limit(&lim);
@@ -296,21 +285,15 @@ Test(fd_limit, set_get_and_wait_need_no_new_fd, .timeout = 10) {
         ev_value_unref(v);
 }
 
-static void count_destroy(void *data, void *userdata) {
-        atomic_fetch_add((atomic_int *)userdata, 1);
-        free(data);
-}
-
 Test(fd_limit, emfile_keeps_no_reference_on_the_value, .timeout = 10) {
-        static atomic_int destroyed;
+        struct destroy_log log = { 0 };
         struct fd_limit lim;
         ev_value_watcher *ws[MAX_FILL];
         ev_value *v = value_new_or_fail();
-        char *data = strdup("owned");
+        char *data = strdup_or_fail("owned");
         int n;
 
-        cr_assert_not_null(data);
-        cr_assert_eq(ev_value_set_owned(v, data, strlen(data) + 1, count_destroy, &destroyed), 0);
+        cr_assert_eq(ev_value_set_owned(v, data, strlen(data) + 1, free_destroy, &log), 0);
         lower_fd_limit(&lim);
         n = fill_watchers(v, ws);
         watch_expect_emfile(&lim, v);
@@ -321,7 +304,7 @@ Test(fd_limit, emfile_keeps_no_reference_on_the_value, .timeout = 10) {
 
         /* The value (and with it its owned snapshot) goes with the last
          * reference the caller knows of: the failed watches took none. */
-        cr_assert_eq(atomic_load(&destroyed), 0);
+        cr_assert_eq(atomic_load(&log.calls), 0);
         ev_value_unref(v);
-        cr_assert_eq(atomic_load(&destroyed), 1, "a failed ev_value_watch kept the value alive");
+        cr_assert_eq(atomic_load(&log.calls), 1, "a failed ev_value_watch kept the value alive");
 }

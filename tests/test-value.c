@@ -20,55 +20,6 @@
 #include "ev-value.h"
 #include "helpers.h"
 
-/* A pointer no library writes on its own: outputs must stay equal to it. */
-#define SENTINEL ((ev_value_snapshot *)(uintptr_t)0x5e471e1)
-
-/* Counts destroy callbacks and remembers the arguments of the last one. */
-struct destroy_log {
-        atomic_int calls;
-        void *data;
-        void *userdata;
-};
-
-/* A destroy callback that only records: the test owns the buffer. */
-static void record_destroy(void *data, void *userdata) {
-        struct destroy_log *log = userdata;
-
-        log->data = data;
-        log->userdata = userdata;
-        atomic_fetch_add(&log->calls, 1);
-}
-
-/* A destroy callback that records and frees a malloc'ed buffer, so a second
- * call would be a double free that valgrind reports. */
-static void free_destroy(void *data, void *userdata) {
-        record_destroy(data, userdata);
-        free(data);
-}
-
-static char *strdup_or_fail(const char *s) {
-        char *p = strdup(s);
-
-        cr_assert_not_null(p);
-        return p;
-}
-
-static ev_value_snapshot *peek_or_fail(ev_value *v) {
-        ev_value_snapshot *s = NULL;
-        int r = ev_value_get(v, &s);
-
-        cr_assert_eq(r, 0, "ev_value_get: %s", strerror(-r));
-        cr_assert_not_null(s);
-        return s;
-}
-
-static void assert_snapshot_is_string(const ev_value_snapshot *s, const char *str,
-                                      uint64_t version) {
-        cr_assert_eq(ev_snapshot_size(s), strlen(str) + 1);
-        cr_assert_str_eq(ev_snapshot_data(s), str);
-        cr_assert_eq(ev_snapshot_version(s), version);
-}
-
 Test(value, new_value_has_version_zero) {
         ev_value *v = value_new_or_fail();
 
@@ -78,10 +29,8 @@ Test(value, new_value_has_version_zero) {
 
 Test(value, get_on_never_set_value_gives_eagain_and_leaves_ret_untouched) {
         ev_value *v = value_new_or_fail();
-        ev_value_snapshot *s = SENTINEL;
 
-        cr_assert_eq(ev_value_get(v, &s), -EAGAIN);
-        cr_assert_eq(s, SENTINEL);
+        peek_fails_with(v, -EAGAIN);
         cr_assert_eq(ev_value_get_version(v), 0);
         ev_value_unref(v);
 }
@@ -99,13 +48,10 @@ Test(value, each_set_increments_version_by_one) {
 
 Test(value, get_returns_current_snapshot_with_its_bytes_size_and_version) {
         ev_value *v = value_new_or_fail();
-        ev_value_snapshot *s;
 
         set_string_or_fail(v, "one");
         set_string_or_fail(v, "second");
-        s = peek_or_fail(v);
-        assert_snapshot_is_string(s, "second", 2);
-        ev_snapshot_unref(s);
+        peek_string_or_fail(v, 2, "second");
         ev_value_unref(v);
 }
 
@@ -181,7 +127,6 @@ Test(value, set_owned_of_size_zero_with_null_data_is_a_valid_empty_value) {
 Test(value, every_set_notifies_even_with_identical_bytes) {
         ev_value *v = value_new_or_fail();
         ev_value_watcher *w = watch_or_fail(v);
-        ev_value_snapshot *s;
 
         set_string_or_fail(v, "same");
         ev_snapshot_unref(get_or_fail(w));
@@ -189,9 +134,7 @@ Test(value, every_set_notifies_even_with_identical_bytes) {
         set_string_or_fail(v, "same");
         cr_assert_eq(ev_value_get_version(v), 2);
         cr_assert(fd_readable(ev_watcher_get_fd(w)));
-        s = get_or_fail(w);
-        assert_snapshot_is_string(s, "same", 2);
-        ev_snapshot_unref(s);
+        get_string_or_fail(w, 2, "same");
         ev_watcher_close(w);
         ev_value_unref(v);
 }
@@ -205,7 +148,7 @@ Test(value, set_copies_so_later_changes_to_the_callers_buffer_are_not_seen) {
         memset(buf, 'X', sizeof(buf) - 1);
         s = peek_or_fail(v);
         cr_assert_neq(ev_snapshot_data(s), (const void *)buf);
-        assert_snapshot_is_string(s, "original", 1);
+        assert_snapshot_is_string(s, 1, "original");
         ev_snapshot_unref(s);
         ev_value_unref(v);
 }
@@ -220,7 +163,7 @@ Test(value, set_owned_adopts_data_without_copying) {
         cr_assert_eq(ev_value_get_version(v), 1);
         s = peek_or_fail(v);
         cr_assert_eq(ev_snapshot_data(s), (const void *)data);
-        assert_snapshot_is_string(s, "adopted", 1);
+        assert_snapshot_is_string(s, 1, "adopted");
         ev_snapshot_unref(s);
         cr_assert_eq(atomic_load(&log.calls), 0);
         ev_value_unref(v);
@@ -271,7 +214,7 @@ Test(value, set_owned_with_null_destroy_works) {
         cr_assert_eq(ev_value_get_version(v), 1);
         s = peek_or_fail(v);
         cr_assert_eq(ev_snapshot_data(s), (const void *)data);
-        assert_snapshot_is_string(s, "static, never freed", 1);
+        assert_snapshot_is_string(s, 1, "static, never freed");
         set_string_or_fail(v, "replaced");
         ev_snapshot_unref(s); /* the last reference: must not call NULL */
         cr_assert_eq(ev_value_get_version(v), 2);
@@ -304,7 +247,6 @@ Test(value, replaced_owned_snapshot_nobody_took_is_destroyed_by_the_replacing_se
         ev_value *v = value_new_or_fail();
         ev_value_watcher *seen = watch_or_fail(v);
         ev_value_watcher *unseen = watch_or_fail(v);
-        ev_value_snapshot *s;
         char *data = strdup_or_fail("skipped");
 
         set_string_or_fail(v, "first");
@@ -314,12 +256,8 @@ Test(value, replaced_owned_snapshot_nobody_took_is_destroyed_by_the_replacing_se
          * previous snapshot may pin it. */
         set_string_or_fail(v, "third");
         cr_assert_eq(atomic_load(&log.calls), 1);
-        s = get_or_fail(unseen);
-        assert_snapshot_is_string(s, "third", 3);
-        ev_snapshot_unref(s);
-        s = get_or_fail(seen);
-        assert_snapshot_is_string(s, "third", 3);
-        ev_snapshot_unref(s);
+        get_string_or_fail(unseen, 3, "third");
+        get_string_or_fail(seen, 3, "third");
         ev_watcher_close(seen);
         ev_watcher_close(unseen);
         ev_value_unref(v);
@@ -350,7 +288,7 @@ Test(value, value_unref_keeps_snapshots_handed_out_alive) {
         s = peek_or_fail(v);
         ev_value_unref(v);
         cr_assert_eq(atomic_load(&log.calls), 0);
-        assert_snapshot_is_string(s, "outlives the value", 1);
+        assert_snapshot_is_string(s, 1, "outlives the value");
         ev_snapshot_unref(s);
         cr_assert_eq(atomic_load(&log.calls), 1);
 }
@@ -358,7 +296,6 @@ Test(value, value_unref_keeps_snapshots_handed_out_alive) {
 Test(value, ref_returns_v_and_keeps_it_alive) {
         struct destroy_log log = { 0 };
         ev_value *v = value_new_or_fail();
-        ev_value_snapshot *s;
         char *data = strdup_or_fail("alive");
 
         cr_assert_eq(ev_value_set_owned(v, data, strlen(data) + 1, free_destroy, &log), 0);
@@ -369,9 +306,7 @@ Test(value, ref_returns_v_and_keeps_it_alive) {
         /* One reference left: the value is fully usable. */
         cr_assert_eq(atomic_load(&log.calls), 0);
         cr_assert_eq(ev_value_get_version(v), 1);
-        s = peek_or_fail(v);
-        assert_snapshot_is_string(s, "alive", 1);
-        ev_snapshot_unref(s);
+        peek_string_or_fail(v, 1, "alive");
         set_string_or_fail(v, "still alive");
         cr_assert_eq(atomic_load(&log.calls), 1);
         cr_assert_eq(ev_value_get_version(v), 2);
@@ -383,7 +318,6 @@ Test(value, producer_unref_while_watcher_lives_is_safe) {
         ev_value *v = value_new_or_fail();
         ev_value *other = ev_value_ref(v);
         ev_value_watcher *w = watch_or_fail(v);
-        ev_value_snapshot *s;
         char *data = strdup_or_fail("last");
 
         set_string_or_fail(v, "before unref");
@@ -391,23 +325,17 @@ Test(value, producer_unref_while_watcher_lives_is_safe) {
 
         /* The watcher still gets what was set before the unref... */
         cr_assert(fd_readable(ev_watcher_get_fd(w)));
-        s = get_or_fail(w);
-        assert_snapshot_is_string(s, "before unref", 1);
-        ev_snapshot_unref(s);
+        get_string_or_fail(w, 1, "before unref");
 
         /* ...and what another reference sets afterwards. */
         cr_assert_eq(ev_value_set_owned(other, data, strlen(data) + 1, free_destroy, &log), 0);
         cr_assert(fd_readable(ev_watcher_get_fd(w)));
-        s = get_or_fail(w);
-        assert_snapshot_is_string(s, "last", 2);
-        ev_snapshot_unref(s);
+        get_string_or_fail(w, 2, "last");
 
         /* Only the watcher holds the value now: it stays readable. */
         ev_value_unref(other);
         cr_assert_eq(atomic_load(&log.calls), 0, "value freed under its watcher");
-        s = SENTINEL;
-        cr_assert_eq(ev_watcher_get(w, &s), -EAGAIN);
-        cr_assert_eq(s, SENTINEL);
+        get_fails_with(w, -EAGAIN);
         cr_assert_not(fd_readable(ev_watcher_get_fd(w)));
 
         /* Closing the last watcher releases the value and its snapshot. */
@@ -422,7 +350,6 @@ Test(value, set_that_cannot_allocate_gives_enomem_and_leaves_value_unchanged) {
         static const size_t huge[] = { SIZE_MAX, SIZE_MAX - 8, SIZE_MAX / 4 };
         ev_value *v = value_new_or_fail();
         ev_value_watcher *w = watch_or_fail(v);
-        ev_value_snapshot *s;
         char byte = 'b';
         size_t i;
 
@@ -433,12 +360,8 @@ Test(value, set_that_cannot_allocate_gives_enomem_and_leaves_value_unchanged) {
                 cr_assert_eq(ev_value_get_version(v), 1);
                 cr_assert_not(fd_readable(ev_watcher_get_fd(w)));
         }
-        s = peek_or_fail(v);
-        assert_snapshot_is_string(s, "kept", 1);
-        ev_snapshot_unref(s);
-        s = SENTINEL;
-        cr_assert_eq(ev_watcher_get(w, &s), -EAGAIN);
-        cr_assert_eq(s, SENTINEL);
+        peek_string_or_fail(v, 1, "kept");
+        get_fails_with(w, -EAGAIN);
         ev_watcher_close(w);
         ev_value_unref(v);
 }

@@ -12,66 +12,23 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "helpers.h"
-
-/* A pointer no library call returns: output parameters start with it so a
- * failed call that wrote *ret is caught. */
-static char sentinel_storage;
-#define SENTINEL ((ev_value_snapshot *)(void *)&sentinel_storage)
-
-static int64_t now_ms(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Assert that s is the snapshot of version version holding string str. */
-static void check_snapshot(ev_value_snapshot *s, uint64_t version, const char *str) {
-        cr_assert_not_null(s);
-        cr_assert_eq(ev_snapshot_version(s), version, "version %llu, expected %llu",
-                     (unsigned long long)ev_snapshot_version(s),
-                     (unsigned long long)version);
-        cr_assert_eq(ev_snapshot_size(s), strlen(str) + 1);
-        cr_assert_str_eq(ev_snapshot_data(s), str);
-}
-
-/* Get from w, which must succeed with version and str; drop the snapshot. */
-static void get_check(ev_value_watcher *w, uint64_t version, const char *str) {
-        ev_value_snapshot *s = get_or_fail(w);
-
-        check_snapshot(s, version, str);
-        ev_snapshot_unref(s);
-}
-
-/* Get from w, which must fail with error, leaving the output alone. */
-static void get_expect(ev_value_watcher *w, int error) {
-        ev_value_snapshot *s = SENTINEL;
-        int r = ev_watcher_get(w, &s);
-
-        cr_assert_eq(r, error, "ev_watcher_get: got %d (%s), expected %d (%s)",
-                     r, strerror(-r), error, strerror(-error));
-        cr_assert_eq(s, SENTINEL, "failed ev_watcher_get wrote *ret");
-}
 
 Test(watcher, unset_value_fd_not_readable_and_get_eagain, .timeout = 10) {
         ev_value *v = value_new_or_fail();
         ev_value_watcher *w = watch_or_fail(v);
 
         cr_assert_not(fd_readable(ev_watcher_get_fd(w)));
-        get_expect(w, -EAGAIN);
+        get_fails_with(w, -EAGAIN);
         /* Asking again changes nothing. */
-        get_expect(w, -EAGAIN);
+        get_fails_with(w, -EAGAIN);
         cr_assert_not(fd_readable(ev_watcher_get_fd(w)));
 
         ev_watcher_close(w);
@@ -85,7 +42,7 @@ Test(watcher, set_then_watch_fd_readable_and_first_get_returns_it, .timeout = 10
         set_string_or_fail(v, "before watch");
         w = watch_or_fail(v);
         cr_assert(fd_readable(ev_watcher_get_fd(w)), "watcher of a set value is not readable");
-        get_check(w, 1, "before watch");
+        get_string_or_fail(w, 1, "before watch");
         ev_watcher_close(w);
         ev_value_unref(v);
 }
@@ -97,7 +54,7 @@ Test(watcher, watch_then_set_fd_becomes_readable_and_get_returns_it, .timeout = 
         cr_assert_not(fd_readable(ev_watcher_get_fd(w)));
         set_string_or_fail(v, "after watch");
         cr_assert(fd_readable(ev_watcher_get_fd(w)), "set did not make the watcher readable");
-        get_check(w, 1, "after watch");
+        get_string_or_fail(w, 1, "after watch");
         ev_watcher_close(w);
         ev_value_unref(v);
 }
@@ -109,8 +66,8 @@ Test(watcher, first_get_after_watch_returns_newest_when_set_again, .timeout = 10
         set_string_or_fail(v, "at watch time");
         w = watch_or_fail(v);
         set_string_or_fail(v, "newer");
-        get_check(w, 2, "newer");
-        get_expect(w, -EAGAIN);
+        get_string_or_fail(w, 2, "newer");
+        get_fails_with(w, -EAGAIN);
         ev_watcher_close(w);
         ev_value_unref(v);
 }
@@ -122,16 +79,16 @@ Test(watcher, get_clears_readability_until_next_set, .timeout = 10) {
         int i;
 
         set_string_or_fail(v, "one");
-        get_check(w, 1, "one");
+        get_string_or_fail(w, 1, "one");
         for (i = 0; i < 3; i++) {
                 cr_assert_not(fd_readable(fd), "fd readable after a successful get");
-                get_expect(w, -EAGAIN);
+                get_fails_with(w, -EAGAIN);
         }
         set_string_or_fail(v, "two");
         cr_assert(fd_readable(fd));
-        get_check(w, 2, "two");
+        get_string_or_fail(w, 2, "two");
         cr_assert_not(fd_readable(fd));
-        get_expect(w, -EAGAIN);
+        get_fails_with(w, -EAGAIN);
         ev_watcher_close(w);
         ev_value_unref(v);
 }
@@ -147,9 +104,9 @@ Test(watcher, many_sets_then_one_get_returns_only_the_last, .timeout = 10) {
                 set_string_or_fail(v, buf);
         }
         cr_assert(fd_readable(ev_watcher_get_fd(w)));
-        get_check(w, 100, "set 100");
+        get_string_or_fail(w, 100, "set 100");
         /* The 99 skipped versions are not delivered later. */
-        get_expect(w, -EAGAIN);
+        get_fails_with(w, -EAGAIN);
         cr_assert_not(fd_readable(ev_watcher_get_fd(w)));
         ev_watcher_close(w);
         ev_value_unref(v);
@@ -160,11 +117,11 @@ Test(watcher, identical_bytes_still_notify, .timeout = 10) {
         ev_value_watcher *w = watch_or_fail(v);
 
         set_string_or_fail(v, "same");
-        get_check(w, 1, "same");
+        get_string_or_fail(w, 1, "same");
         cr_assert_not(fd_readable(ev_watcher_get_fd(w)));
         set_string_or_fail(v, "same");
         cr_assert(fd_readable(ev_watcher_get_fd(w)), "identical bytes did not notify");
-        get_check(w, 2, "same");
+        get_string_or_fail(w, 2, "same");
         ev_watcher_close(w);
         ev_value_unref(v);
 }
@@ -180,7 +137,7 @@ Test(watcher, empty_set_notifies_and_returns_size_zero, .timeout = 10) {
         cr_assert_eq(ev_snapshot_version(s), 1);
         cr_assert_eq(ev_snapshot_size(s), 0);
         ev_snapshot_unref(s);
-        get_expect(w, -EAGAIN);
+        get_fails_with(w, -EAGAIN);
         ev_watcher_close(w);
         ev_value_unref(v);
 }
@@ -195,19 +152,19 @@ Test(watcher, watchers_are_independent, .timeout = 10) {
         cr_assert(fd_readable(ev_watcher_get_fd(b)));
 
         /* Consuming on a leaves b readable with its data. */
-        get_check(a, 1, "one");
+        get_string_or_fail(a, 1, "one");
         cr_assert_not(fd_readable(ev_watcher_get_fd(a)));
         cr_assert(fd_readable(ev_watcher_get_fd(b)), "a get on one watcher cleared another");
 
         /* A set while b is behind: each sees the newest. */
         set_string_or_fail(v, "two");
         cr_assert(fd_readable(ev_watcher_get_fd(a)));
-        get_check(b, 2, "two");
+        get_string_or_fail(b, 2, "two");
         cr_assert_not(fd_readable(ev_watcher_get_fd(b)));
         cr_assert(fd_readable(ev_watcher_get_fd(a)), "a get on one watcher cleared another");
-        get_check(a, 2, "two");
-        get_expect(a, -EAGAIN);
-        get_expect(b, -EAGAIN);
+        get_string_or_fail(a, 2, "two");
+        get_fails_with(a, -EAGAIN);
+        get_fails_with(b, -EAGAIN);
 
         ev_watcher_close(a);
         ev_watcher_close(b);
@@ -271,14 +228,14 @@ Test(watcher, get_fd_is_stable, .timeout = 10) {
         cr_assert_eq(ev_watcher_get_fd(w), fd);
         set_string_or_fail(v, "one");
         cr_assert_eq(ev_watcher_get_fd(w), fd);
-        get_check(w, 1, "one");
+        get_string_or_fail(w, 1, "one");
         cr_assert_eq(ev_watcher_get_fd(w), fd);
-        get_expect(w, -EAGAIN);
+        get_fails_with(w, -EAGAIN);
         cr_assert_eq(ev_watcher_get_fd(w), fd);
         other = watch_or_fail(v);
         ev_watcher_close(other);
         cr_assert_eq(ev_watcher_get_fd(w), fd);
-        cr_assert_eq(ev_value_close(v), 0);
+        close_or_fail(v);
         cr_assert_eq(ev_watcher_get_fd(w), fd);
         ev_watcher_close(w);
         ev_value_unref(v);
@@ -334,14 +291,14 @@ static void model_step(struct model *m, int step, int op, int i) {
                 if (m->seen[i] < m->version) {
                         snprintf(buf, sizeof(buf), "version %llu", (unsigned long long)m->version);
                         cr_assert(readable, "step %d: watcher %d not readable before a get that succeeds", step, i);
-                        get_check(m->w[i], m->version, buf);
+                        get_string_or_fail(m->w[i], m->version, buf);
                         m->seen[i] = m->version;
                 } else if (m->closed) {
                         cr_assert(readable, "step %d: watcher %d of a closed value not readable", step, i);
-                        get_expect(m->w[i], -EPIPE);
+                        get_fails_with(m->w[i], -EPIPE);
                 } else {
                         cr_assert_not(readable, "step %d: watcher %d readable but get gives -EAGAIN", step, i);
-                        get_expect(m->w[i], -EAGAIN);
+                        get_fails_with(m->w[i], -EAGAIN);
                 }
                 break;
         }
@@ -349,7 +306,7 @@ static void model_step(struct model *m, int step, int op, int i) {
                 m->w[i] = ev_watcher_close(m->w[i]);
                 break;
         case OP_CLOSE_VALUE:
-                cr_assert_eq(ev_value_close(m->v), 0);
+                close_or_fail(m->v);
                 m->closed = true;
                 break;
         }
@@ -402,68 +359,24 @@ Test(watcher, fd_readable_iff_get_would_not_return_eagain, .timeout = 10) {
         ev_value_unref(m.v);
 }
 
-/* A thread that waits on a watcher.  It retries on -EBUSY: the main thread
- * probes with ev_watcher_get to learn when the wait has begun, and a probe
- * that holds the watcher at the instant the wait starts makes the wait
- * (rightly) fail with -EBUSY. */
-struct waiter {
-        ev_value_watcher *w;
-        ev_value_snapshot *s;
-        int r;
-        atomic_bool done;
-};
-
-static void *waiter_main(void *arg) {
-        struct waiter *t = arg;
-        int r;
-
-        do
-                r = ev_watcher_wait(t->w, -1, -1, &t->s);
-        while (r == -EBUSY);
-        t->r = r;
-        atomic_store(&t->done, true);
-        return NULL;
-}
-
-/* Wait (bounded) until another thread is inside a get or wait on w. */
-static void wait_until_busy(ev_value_watcher *w) {
-        int64_t deadline = now_ms() + 5000;
-
-        for (;;) {
-                ev_value_snapshot *s = SENTINEL;
-                int r = ev_watcher_get(w, &s);
-
-                if (r == -EBUSY)
-                        return;
-                cr_assert_eq(r, -EAGAIN, "probe get: %s", strerror(-r));
-                cr_assert_eq(s, SENTINEL);
-                cr_assert_lt(now_ms(), deadline, "the waiting thread never entered ev_watcher_wait");
-                sched_yield();
-        }
-}
-
 Test(watcher, overlapping_get_and_wait_return_ebusy_and_disturb_nothing, .timeout = 20) {
         ev_value *v = value_new_or_fail();
         ev_value_watcher *w = watch_or_fail(v);
-        struct waiter t = { .w = w, .s = SENTINEL };
-        ev_value_snapshot *s = SENTINEL;
+        struct waiter t;
         pthread_t thread;
         int64_t start;
 
         set_string_or_fail(v, "one");
-        get_check(w, 1, "one");
+        get_string_or_fail(w, 1, "one");
 
-        cr_assert_eq(pthread_create(&thread, NULL, waiter_main, &t), 0);
+        waiter_start(&t, &thread, w, -1, -1);
         wait_until_busy(w);
 
         /* Both refuse at once and leave their output alone. */
         start = now_ms();
-        cr_assert_eq(ev_watcher_get(w, &s), -EBUSY);
-        cr_assert_eq(s, SENTINEL);
-        cr_assert_eq(ev_watcher_wait(w, 5000, -1, &s), -EBUSY);
-        cr_assert_eq(s, SENTINEL);
-        cr_assert_eq(ev_watcher_wait(w, -1, -1, &s), -EBUSY);
-        cr_assert_eq(s, SENTINEL);
+        get_fails_with(w, -EBUSY);
+        wait_fails_with(w, 5000, -1, -EBUSY);
+        wait_fails_with(w, -1, -1, -EBUSY);
         cr_assert_lt(now_ms() - start, 1000, "-EBUSY was not immediate");
 
         /* The first wait is still blocked and gets the next set. */
@@ -472,16 +385,16 @@ Test(watcher, overlapping_get_and_wait_return_ebusy_and_disturb_nothing, .timeou
         set_string_or_fail(v, "two");
         cr_assert_eq(pthread_join(thread, NULL), 0);
         cr_assert_eq(t.r, 0, "waiter: %s", strerror(-t.r));
-        check_snapshot(t.s, 2, "two");
+        assert_snapshot_is_string(t.s, 2, "two");
         ev_snapshot_unref(t.s);
 
         /* And the watcher works normally afterwards. */
         cr_assert_not(fd_readable(ev_watcher_get_fd(w)));
-        get_expect(w, -EAGAIN);
+        get_fails_with(w, -EAGAIN);
         set_string_or_fail(v, "three");
         cr_assert(fd_readable(ev_watcher_get_fd(w)));
-        get_check(w, 3, "three");
-        get_expect(w, -EAGAIN);
+        get_string_or_fail(w, 3, "three");
+        get_fails_with(w, -EAGAIN);
 
         ev_watcher_close(w);
         ev_value_unref(v);
@@ -499,16 +412,16 @@ Test(watcher, closing_a_watcher_with_unconsumed_notification_leaves_others, .tim
 
         cr_assert(fd_readable(ev_watcher_get_fd(a)));
         cr_assert(fd_readable(ev_watcher_get_fd(c)));
-        get_check(a, 1, "one");
+        get_string_or_fail(a, 1, "one");
         set_string_or_fail(v, "two");
         cr_assert(fd_readable(ev_watcher_get_fd(a)));
         cr_assert(fd_readable(ev_watcher_get_fd(c)));
-        get_check(a, 2, "two");
-        get_check(c, 2, "two");
-        get_expect(a, -EAGAIN);
-        get_expect(c, -EAGAIN);
+        get_string_or_fail(a, 2, "two");
+        get_string_or_fail(c, 2, "two");
+        get_fails_with(a, -EAGAIN);
+        get_fails_with(c, -EAGAIN);
         set_string_or_fail(v, "three");
-        get_check(c, 3, "three");
+        get_string_or_fail(c, 3, "three");
 
         ev_watcher_close(a);
         ev_watcher_close(c);
@@ -541,7 +454,7 @@ Test(watcher, set_never_writes_a_closed_watchers_fd_number, .timeout = 10) {
         set_string_or_fail(v, "one");
         set_string_or_fail(v, "two");
         cr_assert_not(fd_readable(reused), "a set wrote the fd number of a closed watcher");
-        get_check(keep, 2, "two");
+        get_string_or_fail(keep, 2, "two");
 
         close(reused);
         for (i = 0; i < n_extra; i++)
@@ -563,38 +476,32 @@ Test(watcher, watch_after_many_sets_first_get_returns_current, .timeout = 10) {
         }
         w = watch_or_fail(v);
         cr_assert(fd_readable(ev_watcher_get_fd(w)));
-        get_check(w, 50, "set 50");
-        get_expect(w, -EAGAIN);
+        get_string_or_fail(w, 50, "set 50");
+        get_fails_with(w, -EAGAIN);
         cr_assert_not(fd_readable(ev_watcher_get_fd(w)));
         /* The late watcher did not change what the early one sees. */
-        get_check(early, 50, "set 50");
+        get_string_or_fail(early, 50, "set 50");
 
         ev_watcher_close(w);
         ev_watcher_close(early);
         ev_value_unref(v);
 }
 
-static void count_destroy(void *data, void *userdata) {
-        atomic_fetch_add((atomic_int *)userdata, 1);
-        free(data);
-}
-
 Test(watcher, watcher_keeps_value_alive_after_producer_unref, .timeout = 10) {
-        static atomic_int destroyed;
+        struct destroy_log log = { 0 };
         ev_value *v = value_new_or_fail();
         ev_value_watcher *w = watch_or_fail(v);
-        char *data = strdup("kept");
+        char *data = strdup_or_fail("kept");
 
-        cr_assert_not_null(data);
-        cr_assert_eq(ev_value_set_owned(v, data, strlen(data) + 1, count_destroy, &destroyed), 0);
+        cr_assert_eq(ev_value_set_owned(v, data, strlen(data) + 1, free_destroy, &log), 0);
         /* The producer's last reference. */
         ev_value_unref(v);
 
         cr_assert(fd_readable(ev_watcher_get_fd(w)));
-        get_check(w, 1, "kept");
-        get_expect(w, -EAGAIN);
+        get_string_or_fail(w, 1, "kept");
+        get_fails_with(w, -EAGAIN);
         /* The value (and so its current snapshot) lives while the watcher does. */
-        cr_assert_eq(atomic_load(&destroyed), 0, "value freed while a watcher lives");
+        cr_assert_eq(atomic_load(&log.calls), 0, "value freed while a watcher lives");
         ev_watcher_close(w);
-        cr_assert_eq(atomic_load(&destroyed), 1, "value not freed with its last watcher");
+        cr_assert_eq(atomic_load(&log.calls), 1, "value not freed with its last watcher");
 }
