@@ -41,7 +41,14 @@ int ev_value_get(ev_value *v, ev_value_snapshot **ret);
 uint64_t ev_value_get_version(const ev_value *v);
 /* Refuse further sets and wake every watcher; idempotent. */
 int ev_value_close(ev_value *v);
-/* Create a watcher with its own eventfd; flags must be 0. */
+/* Flags of ev_value_watch(). */
+enum {
+        /* Share one eventfd per value among all such watchers, for
+         * edge-triggered consumers: a set costs one write for all of them. */
+        EV_VALUE_WATCH_SHARED_FD = 1u << 0,
+};
+
+/* Create a watcher with its own eventfd (or the value's shared one). */
 int ev_value_watch(ev_value *v, unsigned flags, ev_value_watcher **ret);
 
 /* The watcher's eventfd, readable when ev_watcher_get() would not give -EAGAIN. */

@@ -1,16 +1,26 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Writing and draining a watcher's eventfd.  The protocol in internal.h
- * writes an eventfd only while its counter is zero and drains it only after
- * a write, so neither call can find the counter full or empty; their errors
- * cannot happen and are deliberately ignored.
+ * Creating, writing and draining a watcher's eventfd.  The protocol in
+ * internal.h writes a watcher's own eventfd only while its counter is zero;
+ * the shared eventfd is written once per set and never drained, and would
+ * need 2^64 sets to fill.  So a write cannot fail and its result is
+ * deliberately ignored.
  */
 #include "config.h"
 
+#include <errno.h>
 #include <stdint.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "internal.h"
+
+/* A new eventfd as every watcher has it; a negative errno on failure. */
+int ev__eventfd_new(void) {
+        int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+
+        return fd < 0 ? -errno : fd;
+}
 
 void ev__eventfd_signal(int fd) {
         uint64_t one = 1;
@@ -18,8 +28,9 @@ void ev__eventfd_signal(int fd) {
         (void)n;
 }
 
-void ev__eventfd_clear(int fd) {
+/* Reset fd's counter; false when it was already zero. */
+bool ev__eventfd_clear(int fd) {
         uint64_t counter;
-        ssize_t n = read(fd, &counter, sizeof(counter));
-        (void)n;
+
+        return read(fd, &counter, sizeof(counter)) == sizeof(counter);
 }

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -22,9 +23,12 @@ EV_VALUE_PUBLIC int ev_value_new(ev_value **ret) {
                 return -ENOMEM;
         atomic_init(&v->n_ref, 1);
         atomic_init(&v->state, 0);
+        atomic_init(&v->closers_waiting, 0);
         pthread_mutex_init(&v->lock, NULL);
+        pthread_cond_init(&v->writes_done, NULL);
         ev__list_init(&v->armed);
         ev__list_init(&v->signaled);
+        v->shared_fd = -1;
         *ret = v;
         return 0;
 }
@@ -41,28 +45,67 @@ EV_VALUE_PUBLIC ev_value *ev_value_unref(ev_value *v) {
                 return NULL;
         /* Watchers hold references, so none is left on the lists. */
         ev_snapshot_unref(v->current);
+        if (v->shared_fd >= 0)
+                close(v->shared_fd);
+        pthread_cond_destroy(&v->writes_done);
         pthread_mutex_destroy(&v->lock);
         free(v);
         return NULL;
 }
 
-/* Write the eventfd of every armed watcher once and move them all to the
- * signaled list.  Called with v->lock held. */
-static void value_signal_armed(ev_value *v) {
+/* The eventfd writes a set or close owes: collected under the lock, made
+ * after it is released. */
+struct notify_batch {
+        ev_value_watcher *first;
+        int shared_fd; /* -1 when no shared-fd watcher lives */
+};
+
+/* Under v->lock: mark every armed watcher signaled, collect it into batch
+ * and move the whole armed list to the signaled list. */
+static void notify_collect(ev_value *v, struct notify_batch *batch) {
         struct ev__list *node;
 
+        batch->first = NULL;
+        batch->shared_fd = v->n_shared > 0 ? v->shared_fd : -1;
         for (node = v->armed.next; node != &v->armed; node = node->next) {
                 ev_value_watcher *w = ev__container_of(node, ev_value_watcher, node);
 
-                ev__eventfd_signal(w->fd);
                 w->signaled = true;
+                atomic_fetch_add(&w->pending_writes, 1);
+                w->batch_next = batch->first;
+                batch->first = w;
         }
         ev__list_splice(&v->armed, &v->signaled);
+}
+
+/* Without the lock: make the collected writes, then wake any closer
+ * waiting for them. */
+static void notify_flush(ev_value *v, const struct notify_batch *batch) {
+        ev_value_watcher *w = batch->first;
+
+        if (batch->shared_fd >= 0)
+                ev__eventfd_signal(batch->shared_fd);
+        while (w) {
+                /* Read next first: once written, w may be consumed, re-armed
+                 * and collected by another set; once pending_writes drops,
+                 * it may be closed and freed. */
+                ev_value_watcher *next = w->batch_next;
+
+                ev__eventfd_signal(w->fd);
+                atomic_fetch_sub(&w->pending_writes, 1);
+                w = next;
+        }
+        if (atomic_load(&v->closers_waiting) > 0) {
+                pthread_mutex_lock(&v->lock);
+                pthread_cond_broadcast(&v->writes_done);
+                pthread_mutex_unlock(&v->lock);
+        }
 }
 
 /* Make s current with the next version.  On -EPIPE s is discarded without
  * running its destroy callback: the caller keeps its data. */
 static int value_publish(ev_value *v, ev_value_snapshot *s) {
+        struct notify_batch batch;
         ev_value_snapshot *old;
         uint64_t state;
 
@@ -79,9 +122,10 @@ static int value_publish(ev_value *v, ev_value_snapshot *s) {
         /* Sequentially consistent so the new state is visible before any
          * eventfd write below can wake a consumer. */
         atomic_store(&v->state, state + EV_VALUE_STATE_VERSION_ONE);
-        value_signal_armed(v);
+        notify_collect(v, &batch);
         pthread_mutex_unlock(&v->lock);
 
+        notify_flush(v, &batch);
         ev_snapshot_unref(old);
         return 0;
 }
@@ -133,6 +177,7 @@ EV_VALUE_PUBLIC uint64_t ev_value_get_version(const ev_value *v) {
 }
 
 EV_VALUE_PUBLIC int ev_value_close(ev_value *v) {
+        struct notify_batch batch = { .first = NULL, .shared_fd = -1 };
         uint64_t state;
 
         if (!v)
@@ -141,8 +186,9 @@ EV_VALUE_PUBLIC int ev_value_close(ev_value *v) {
         state = atomic_load_explicit(&v->state, memory_order_relaxed);
         if (!(state & EV_VALUE_STATE_CLOSED)) {
                 atomic_store(&v->state, state | EV_VALUE_STATE_CLOSED);
-                value_signal_armed(v);
+                notify_collect(v, &batch);
         }
         pthread_mutex_unlock(&v->lock);
+        notify_flush(v, &batch);
         return 0;
 }

@@ -11,33 +11,18 @@
 #include <limits.h>
 #include <poll.h>
 #include <stdlib.h>
-#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
 
-EV_VALUE_PUBLIC int ev_value_watch(ev_value *v, unsigned flags, ev_value_watcher **ret) {
-        ev_value_watcher *w;
-        int fd;
+/* Give w its own eventfd and put it on the list its state calls for. */
+static int watcher_attach_own_fd(ev_value_watcher *w, ev_value *v) {
+        int fd = ev__eventfd_new();
 
-        if (!v || flags != 0 || !ret)
-                return -EINVAL;
-        w = calloc(1, sizeof(*w));
-        if (!w)
-                return -ENOMEM;
-        fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        if (fd < 0) {
-                int r = -errno;
-
-                free(w);
-                return r;
-        }
+        if (fd < 0)
+                return fd;
         w->fd = fd;
-        w->seen_state = 0;
-        atomic_flag_clear(&w->busy);
-        w->value = ev_value_ref(v);
-
         pthread_mutex_lock(&v->lock);
         /* State 0 is "never set, open": nothing to see, so arm.  Any other
          * state is unseen by a new watcher, so it starts signaled. */
@@ -49,13 +34,71 @@ EV_VALUE_PUBLIC int ev_value_watch(ev_value *v, unsigned flags, ev_value_watcher
                 ev__list_add(&v->signaled, &w->node);
         }
         pthread_mutex_unlock(&v->lock);
+        return 0;
+}
 
+/* Give w the value's shared eventfd, creating it on first use. */
+static int watcher_attach_shared_fd(ev_value_watcher *w, ev_value *v) {
+        int r = 0;
+
+        ev__list_init(&w->node);
+        w->shared = true;
+        pthread_mutex_lock(&v->lock);
+        if (v->shared_fd < 0) {
+                r = ev__eventfd_new();
+                if (r >= 0)
+                        v->shared_fd = r;
+        }
+        if (r >= 0) {
+                /* Sets made while no shared watcher lived wrote nothing; make
+                 * the fd readable so a new edge-triggered registration
+                 * reports at once. */
+                if (v->n_shared == 0 && atomic_load_explicit(&v->state, memory_order_relaxed) != 0)
+                        ev__eventfd_signal(v->shared_fd);
+                v->n_shared++;
+                w->fd = v->shared_fd;
+        }
+        pthread_mutex_unlock(&v->lock);
+        return r < 0 ? r : 0;
+}
+
+EV_VALUE_PUBLIC int ev_value_watch(ev_value *v, unsigned flags, ev_value_watcher **ret) {
+        ev_value_watcher *w;
+        int r;
+
+        if (!v || (flags & ~(unsigned)EV_VALUE_WATCH_SHARED_FD) || !ret)
+                return -EINVAL;
+        w = calloc(1, sizeof(*w));
+        if (!w)
+                return -ENOMEM;
+        w->seen_state = 0;
+        atomic_flag_clear(&w->busy);
+        atomic_init(&w->pending_writes, 0);
+        if (flags & EV_VALUE_WATCH_SHARED_FD)
+                r = watcher_attach_shared_fd(w, v);
+        else
+                r = watcher_attach_own_fd(w, v);
+        if (r < 0) {
+                free(w);
+                return r;
+        }
+        w->value = ev_value_ref(v);
         *ret = w;
         return 0;
 }
 
 EV_VALUE_PUBLIC int ev_watcher_get_fd(const ev_value_watcher *w) {
         return w ? w->fd : -EINVAL;
+}
+
+/* Clear w's eventfd.  If the write a set owes it has not landed yet, wait
+ * for it (it is a system call away), so that it cannot land after the
+ * clear and leave the fd readable with nothing new. */
+static void watcher_clear_fd(ev_value_watcher *w) {
+        struct pollfd pfd = { .fd = w->fd, .events = POLLIN };
+
+        while (!ev__eventfd_clear(w->fd) && atomic_load(&w->pending_writes) > 0)
+                poll(&pfd, 1, 10);
 }
 
 /* Take the newest snapshot this watcher has not returned, under the lock,
@@ -71,7 +114,7 @@ static int watcher_take_locked(ev_value_watcher *w, ev_value_snapshot **ret) {
                 s = ev_snapshot_ref(v->current);
         w->seen_state = state;
         if (!(state & EV_VALUE_STATE_CLOSED) && w->signaled) {
-                ev__eventfd_clear(w->fd);
+                watcher_clear_fd(w);
                 w->signaled = false;
                 ev__list_del(&w->node);
                 ev__list_add(&v->armed, &w->node);
@@ -181,6 +224,8 @@ EV_VALUE_PUBLIC int ev_watcher_wait(ev_value_watcher *w, int timeout_ms, int can
 
         if (!w || !ret || cancel_fd < -1)
                 return -EINVAL;
+        if (w->shared)
+                return -EOPNOTSUPP; /* a shared fd stays readable: poll cannot sleep on it */
         if (!watcher_try_acquire(w))
                 return -EBUSY;
         r = watcher_wait(w, timeout_ms, cancel_fd, ret);
@@ -194,12 +239,21 @@ EV_VALUE_PUBLIC ev_value_watcher *ev_watcher_close(ev_value_watcher *w) {
         if (!w)
                 return NULL;
         v = w->value;
-        /* Unlink under the lock before closing: once unlinked no set can
-         * reach this fd, so a set never writes to a reused fd number. */
+        /* Unlink under the lock, then wait for the writes sets collected
+         * before: after that no set can reach this fd, so a set never writes
+         * to a reused fd number.  The shared fd belongs to the value and
+         * lives as long as it does. */
         pthread_mutex_lock(&v->lock);
         ev__list_del(&w->node);
+        if (w->shared)
+                v->n_shared--;
+        atomic_fetch_add(&v->closers_waiting, 1);
+        while (atomic_load(&w->pending_writes) > 0)
+                pthread_cond_wait(&v->writes_done, &v->lock);
+        atomic_fetch_sub(&v->closers_waiting, 1);
         pthread_mutex_unlock(&v->lock);
-        close(w->fd);
+        if (!w->shared)
+                close(w->fd);
         ev_value_unref(v);
         free(w);
         return NULL;
