@@ -1,0 +1,142 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The shared frame of ev-value-bench: options, timing, thread placement,
+ * sample statistics, and the one report function every scenario calls.
+ * Each scenario measures a mechanism of libevvalue and, in the same run and
+ * interleaved round by round, its baseline (raw eventfds, poll, an atomic
+ * instruction), and reports both with their ratio: on a noisy VM absolute
+ * times mean little, ratios measured side by side mean a lot.
+ */
+#ifndef EV_VALUE_BENCH_H
+#define EV_VALUE_BENCH_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct bench_options {
+        bool quick;          /* --quick: the whole run in a few seconds */
+        int cpu_a, cpu_b;    /* --cpus A,B: "two CPUs" pins to A and B, "one CPU" to A */
+        const char *only;    /* --scenario NAME: run just that one */
+        FILE *csv;           /* --csv FILE: one line per result row */
+};
+
+extern struct bench_options bench_opt;
+
+/* Scale a count down in --quick mode (never below 1). */
+size_t bench_count(size_t full, size_t quick);
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+uint64_t bench_now_ns(void);
+
+/* Pin the calling thread to one CPU; 0 or a negative errno. */
+int bench_pin_self(int cpu);
+
+/* Raise RLIMIT_NOFILE's soft limit to at least n; 0 or a negative errno. */
+int bench_raise_nofile(size_t n);
+
+/* Where the threads of a two-thread scenario run. */
+enum bench_placement { BENCH_TWO_CPUS, BENCH_ONE_CPU };
+const char *bench_placement_name(enum bench_placement p);
+/* The CPU of thread 0 or 1 of a scenario under placement p. */
+int bench_cpu(enum bench_placement p, int thread_index);
+
+/* A growable set of samples (nanoseconds, or any unit). */
+struct bench_samples {
+        double *v;
+        size_t n, cap;
+};
+void bench_samples_add(struct bench_samples *s, double x);
+double bench_samples_quantile(struct bench_samples *s, double q); /* sorts */
+void bench_samples_free(struct bench_samples *s);
+
+/* Run measure_a and measure_b alternately, rounds times each, adding one
+ * sample per call to a and b.  Each call returns the cost of one batch
+ * (e.g. ns per operation averaged over a batch). */
+void bench_interleave(size_t rounds,
+                      double (*measure_a)(void *ctx), void *ctx_a, struct bench_samples *a,
+                      double (*measure_b)(void *ctx), void *ctx_b, struct bench_samples *b);
+
+/* One result row.  The ratio printed is median / baseline_median; target
+ * is the ratio the row must stay at or below (0: no target), and met says
+ * whether it did.  note is free text (syscall counts, fractions). */
+struct bench_row {
+        const char *scenario;    /* "get", "set-idle", "ping-pong"... */
+        const char *variant;     /* "N=100", "poll", "K=4"... */
+        const char *placement;   /* "two CPUs", "one CPU", or "-" */
+        const char *mechanism;   /* what was measured */
+        const char *unit;        /* "ns/op", "ns", "bytes"... */
+        double median, p99;
+        const char *baseline;    /* baseline mechanism, or NULL */
+        double baseline_median, baseline_p99;
+        double target;           /* max ratio, 0 for none */
+        const char *note;
+};
+void bench_report(const struct bench_row *row);
+
+/* A scenario: name for --scenario, and the function that runs it. */
+struct bench_scenario {
+        const char *name;
+        const char *summary;
+        int (*run)(void);        /* 0, or 77 when skipped (say why), or -1 */
+};
+
+/* The scenarios, defined one per file. */
+int bench_get(void);
+int bench_set_idle(void);
+int bench_set_armed(void);
+int bench_ping_pong(void);
+int bench_fan_out(void);
+int bench_peers(void);
+int bench_memory(void);
+int bench_explore_uring(void);
+int bench_explore_shared(void);
+
+
+/* Start fn(arg) on a new thread pinned to cpu; 0 or a negative errno. */
+int bench_thread_start(pthread_t *ret, int cpu, void *(*fn)(void *), void *arg);
+
+/* The two-thread ping-pong harness of scenario-ping-pong.c, reused by
+ * scenario-peers.c.  A mechanism carries a sequence number from side 0 (the
+ * initiator) to side 1 (the echo) and back; recv waits at most timeout_ms
+ * and returns 0, -ETIMEDOUT or a negative errno.  A lost message is an
+ * error unless may_drop is set. */
+struct bench_pp_ops {
+        const char *name;
+        bool may_drop;  /* may lose a message (ZMQ_CONFLATE): resend, count */
+        int (*setup)(void **ret_ctx);
+        void (*teardown)(void *ctx);
+        int (*send)(void *ctx, int side, uint64_t seq);
+        int (*recv)(void *ctx, int side, int timeout_ms, uint64_t *ret_seq);
+};
+extern const struct bench_pp_ops bench_pp_evv_poll;
+/* Measure mech and base interleaved in placement p and report one row;
+ * 0, or -1 after reporting an error row. */
+int bench_pp_compare(const char *scenario, const char *variant, enum bench_placement p,
+                     const struct bench_pp_ops *mech, const struct bench_pp_ops *base,
+                     double target);
+
+/* The one-producer, K-consumer harness of scenario-fan-out.c, reused by
+ * scenario-peers.c.  The producer publishes a timestamp; consumer i waits
+ * at most timeout_ms for the newest one (0, -ETIMEDOUT, or a negative
+ * errno); stop wakes every consumer so it notices the end promptly. */
+struct bench_fo_ops {
+        const char *name;
+        const char *publish_name;    /* what the producer-cost row measures */
+        int (*setup)(void **ret_ctx, int k);
+        void (*teardown)(void *ctx);
+        int (*publish)(void *ctx, uint64_t stamp);
+        void (*stop)(void *ctx);
+        int (*consume)(void *ctx, int i, int timeout_ms, uint64_t *ret_stamp);
+};
+extern const struct bench_fo_ops bench_fo_evv_epoll;
+/* Alternate runs of mech and base with k consumers in placement p and
+ * report the latency row (and, with cost_row, the producer-cost row);
+ * 0, or -1 after reporting an error row. */
+int bench_fo_compare(const char *scenario, const char *variant, enum bench_placement p, int k,
+                     const struct bench_fo_ops *mech, const struct bench_fo_ops *base,
+                     double target, bool cost_row);
+
+#endif
