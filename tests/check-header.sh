@@ -10,15 +10,28 @@
 # <event2/event.h> (tests/header-peers.c), included first or last, as C and
 # as C++, it adds no diagnostic to those the peers give alone, and libev's
 # struct ev_watcher and our ev_value_watcher work side by side.  Peers that
-# are not installed are skipped with a message.  Run by `make check` with
-# top_srcdir, CC, CXX, NM, CPPFLAGS, CFLAGS, CXXFLAGS in the environment.
+# are not installed are skipped with a message.
+#
+# The io_uring helpers' header include/ev-value-uring.h gets the same
+# treatment where <liburing.h> is installed (skipped with a message where
+# not): alone and twice with -Werror as GNU C11 and as C++11, and as C11
+# with _POSIX_C_SOURCE, since <liburing.h> needs POSIX declarations that
+# strict ISO modes hide and our header includes <errno.h> before it; it
+# defines no macro outside EV_VALUE_*; and next to the same peers, first or
+# last, as C and as C++, it adds no diagnostic.  LIBURING_CFLAGS, when set,
+# or else `pkg-config --cflags liburing`, finds a liburing outside the
+# default include path.
+#
+# Run by `make check` with top_srcdir, CC, CXX, NM, CPPFLAGS, CFLAGS,
+# CXXFLAGS in the environment.
 
 : "${top_srcdir:=.}" "${CC:=cc}" "${NM:=nm}" "${CXX=}" "${CPPFLAGS=}" "${CFLAGS=}" "${CXXFLAGS=}"
 
 header=$top_srcdir/include/ev-value.h
+uring_header=$top_srcdir/include/ev-value-uring.h
 peers_src=$top_srcdir/tests/header-peers.c
 map=$top_srcdir/lib/libevvalue.sym
-for f in "$header" "$peers_src" "$map"; do
+for f in "$header" "$uring_header" "$peers_src" "$map"; do
         if [ ! -f "$f" ]; then
                 echo "check-header: $f not found" >&2
                 exit 1
@@ -186,6 +199,69 @@ else
         pass "ev-value.h uses no peer library's struct tag"
 fi
 
+# ------------------------------------------------------------ ev-value-uring.h alone
+# Only GNU C (or a feature macro) and C++: in strict ISO C, <liburing.h>
+# compiles only as the first header, and ours includes <errno.h> first.
+if [ -z "${LIBURING_CFLAGS+set}" ]; then
+        LIBURING_CFLAGS=$(${PKG_CONFIG:-pkg-config} --cflags liburing 2>/dev/null) || LIBURING_CFLAGS=
+fi
+have_uring=no
+printf '#include <liburing.h>\n' >"$tmp/liburing.c"
+# shellcheck disable=SC2086
+if compile c -x c -std=gnu11 $LIBURING_CFLAGS -c "$tmp/liburing.c" -o "$tmp/liburing.o"; then
+        have_uring=yes
+elif grep -q 'No such file\|file not found' "$tmp/out"; then
+        skip "ev-value-uring.h: <liburing.h> is not installed"
+else
+        skip "ev-value-uring.h: <liburing.h> does not compile alone as C (gnu11): $(grep -m1 -i error "$tmp/out")"
+fi
+
+if [ $have_uring = yes ]; then
+        printf '#include <ev-value-uring.h>\n' >"$tmp/uring-alone.c"
+        printf '#include <ev-value-uring.h>\n#include <ev-value-uring.h>\n' >"$tmp/uring-twice.c"
+        cp "$tmp/uring-alone.c" "$tmp/uring-alone.cc"
+        cp "$tmp/uring-twice.c" "$tmp/uring-twice.cc"
+        for tu in alone twice; do
+                for std in gnu11 c11:-D_POSIX_C_SOURCE=200809L; do
+                        defs=
+                        case $std in *:*) defs=${std#*:} std=${std%%:*} ;; esac
+                        # shellcheck disable=SC2086
+                        if compile c -x c -std=$std $defs $LIBURING_CFLAGS $warn $warn_more \
+                                -Wstrict-prototypes -Werror -c "$tmp/uring-$tu.c" -o "$tmp/uring-$tu.o"; then
+                                pass "ev-value-uring.h $tu as C ($std${defs:+ $defs})"
+                        else
+                                bad "ev-value-uring.h $tu as C ($std${defs:+ $defs}):"
+                                show "$tmp/out"
+                        fi
+                done
+                if [ $have_cxx = yes ]; then
+                        # shellcheck disable=SC2086
+                        if compile c++ -x c++ -std=c++11 $LIBURING_CFLAGS $warn $warn_more -Werror \
+                                -c "$tmp/uring-$tu.cc" -o "$tmp/uring-$tu.o"; then
+                                pass "ev-value-uring.h $tu as C++ (c++11)"
+                        else
+                                bad "ev-value-uring.h $tu as C++ (c++11):"
+                                show "$tmp/out"
+                        fi
+                fi
+        done
+
+        # shellcheck disable=SC2086
+        if compile c -x c -std=gnu11 $LIBURING_CFLAGS -E -dD "$tmp/uring-alone.c" -o "$tmp/uring-dd.i"; then
+                awk '/^# [0-9]+ "/ { file = $3; next }
+                     file ~ /ev-value-uring\.h"$/ && $1 == "#define" { print $2 }' "$tmp/uring-dd.i" |
+                        sed 's/(.*//' | grep -v '^EV_VALUE_' >"$tmp/bad-macros"
+                if [ -s "$tmp/bad-macros" ]; then
+                        bad "ev-value-uring.h defines macros outside EV_VALUE_*: $(tr '\n' ' ' <"$tmp/bad-macros")"
+                else
+                        pass "ev-value-uring.h defines only EV_VALUE_* macros"
+                fi
+        else
+                bad "preprocessing ev-value-uring.h:"
+                show "$tmp/out"
+        fi
+fi
+
 # ------------------------------------------------------------ peers
 # A -Werror in the user's flags (CI builds with one) would turn a peer's
 # own warning into a skip; here warnings are compared, not fatal.
@@ -204,25 +280,31 @@ peers='LIBURING:liburing.h SD_EVENT:systemd/sd-event.h LIBEV:ev.h LIBEVENT:event
 # Compile header-peers.c as $1 with the -D macros in $2; the diagnostics go
 # to $tmp/diag.  The standards are GNU C11 and C++11: in strict ISO C modes
 # liburing.h only compiles when included before every other header.
+# The translation unit is $peers_tu, header-peers.c unless the io_uring
+# pass below wraps it.
+peers_tu=$peers_src
 peers_compile() {
         lang=$1
         defs=$2
         if [ "$lang" = c ]; then
                 # shellcheck disable=SC2086
                 compile c -x c -std=gnu11 $warn $warn_more -Wstrict-prototypes $defs \
-                        -c "$peers_src" -o "$tmp/peers.o"
+                        -c "$peers_tu" -o "$tmp/peers.o"
         else
                 # shellcheck disable=SC2086
                 compile c++ -x c++ -std=c++11 $warn $warn_more $defs \
-                        -c "$peers_src" -o "$tmp/peers.o"
+                        -c "$peers_tu" -o "$tmp/peers.o"
         fi
         rc=$?
         mv "$tmp/out" "$tmp/diag"
         return $rc
 }
 
-# Compare header-peers.c built with $2 alone against $2 plus our header,
-# first and last (and with $3 added, e.g. -DHEADER_PEERS_USE), as $1.
+# Compare $peers_tu built with $2 alone against $2 plus our header ($ours,
+# included where the macros ${ours_macro}_FIRST and _LAST say), first and
+# last (and with $3 added, e.g. -DHEADER_PEERS_USE), as $1.
+ours=ev-value.h
+ours_macro=HEADER_PEERS_OURS
 peers_compare() {
         lang=$1
         defs=$2
@@ -231,14 +313,14 @@ peers_compare() {
         peers_compile "$lang" "$defs"
         cp "$tmp/diag" "$tmp/baseline"
         for pos in first:FIRST last:LAST; do
-                if ! peers_compile "$lang" "$defs -DHEADER_PEERS_OURS_${pos#*:} $extra"; then
-                        bad "$what, ev-value.h ${pos%:*}, as $lang: does not compile"
+                if ! peers_compile "$lang" "$defs -D${ours_macro}_${pos#*:} $extra"; then
+                        bad "$what, $ours ${pos%:*}, as $lang: does not compile"
                         show "$tmp/diag"
                 elif ! cmp -s "$tmp/baseline" "$tmp/diag"; then
-                        bad "$what, ev-value.h ${pos%:*}, as $lang: new diagnostics"
+                        bad "$what, $ours ${pos%:*}, as $lang: new diagnostics"
                         diff "$tmp/baseline" "$tmp/diag" | sed 's/^/    /'
                 else
-                        pass "$what, ev-value.h ${pos%:*}, as $lang: no new diagnostic"
+                        pass "$what, $ours ${pos%:*}, as $lang: no new diagnostic"
                 fi
         done
 }
@@ -284,6 +366,49 @@ $(sed 's/^/    /' "$tmp/diag")"
                 ;;
         esac
 done
+
+# ------------------------------------------------------------ ev-value-uring.h and peers
+# header-peers.c wrapped between two optional includes of our io_uring
+# header; the -D macros only select lines, as in header-peers.c, so the
+# diagnostics of two builds compare line for line.
+if [ $have_uring = yes ]; then
+        peers_tu=$tmp/uring-peers.c
+        ours=ev-value-uring.h
+        ours_macro=HEADER_PEERS_URING
+        {
+                printf '#ifdef HEADER_PEERS_URING_FIRST\n#include <ev-value-uring.h>\n#endif\n'
+                printf '#include "%s"\n' "$(cd "$(dirname "$peers_src")" && pwd)/$(basename "$peers_src")"
+                printf '#ifdef HEADER_PEERS_URING_LAST\n#include <ev-value-uring.h>\n#endif\n'
+        } >"$peers_tu"
+        cflags="$cflags $LIBURING_CFLAGS"
+        cxxflags="$cxxflags $LIBURING_CFLAGS"
+        for lang in $langs; do
+                usable=
+                usable_names=
+                for peer in $peers; do
+                        macro=${peer%%:*}
+                        name=${peer#*:}
+                        if peers_compile "$lang" "-DHEADER_PEERS_$macro"; then
+                                usable="$usable -DHEADER_PEERS_$macro"
+                                usable_names="$usable_names <$name>"
+                                peers_compare "$lang" "-DHEADER_PEERS_$macro" "" "<$name>"
+                        elif grep -q 'No such file\|file not found' "$tmp/diag"; then
+                                skip "<$name> next to ev-value-uring.h as $lang: not installed"
+                        else
+                                skip "<$name> next to ev-value-uring.h as $lang: does not compile alone: $(grep -m1 -i error "$tmp/diag")"
+                        fi
+                done
+                case $usable in
+                *' '*' '*)
+                        if peers_compile "$lang" "$usable"; then
+                                peers_compare "$lang" "$usable" "" "together with$usable_names"
+                        else
+                                skip "peers together next to ev-value-uring.h as $lang: they do not compile together"
+                        fi
+                        ;;
+                esac
+        done
+fi
 
 if [ -n "$skipped" ]; then
         echo "check-header: skipped:$skipped"
