@@ -15,7 +15,8 @@
  *   3. re-arm: a single-shot poll after every CQE, a multishot poll when a
  *      CQE arrives without IORING_CQE_F_MORE;
  *   4. before ev_watcher_close(), cancel a pending poll with
- *      ev_watcher_prep_poll_remove() and wait for both CQEs.
+ *      ev_watcher_prep_poll_remove() and wait for both CQEs, which may
+ *      come in either order.
  * Never read the eventfd with IORING_OP_READ: older kernels complete the
  * read at once with -EAGAIN (a loop around it spins), newer ones wait and
  * then drain the counter behind the library's back, losing notifications.
