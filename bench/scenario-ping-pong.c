@@ -360,9 +360,10 @@ static int pp_evv_take(ev_value_snapshot *s, uint64_t *ret_seq) {
         return r;
 }
 
-/* Get first (free when nothing is new), sleep only when there is nothing. */
-static int pp_evv_recv_poll(void *ctx, int side, int timeout_ms, uint64_t *ret_seq) {
-        struct pp_evv *e = ctx;
+/* Get first (free when nothing is new), sleep in poll or epoll only when
+ * there is nothing. */
+static int pp_evv_recv(struct pp_evv *e, int side, bool use_epoll, int timeout_ms,
+                       uint64_t *ret_seq) {
         ev_value_snapshot *s;
         int r;
 
@@ -372,27 +373,19 @@ static int pp_evv_recv_poll(void *ctx, int side, int timeout_ms, uint64_t *ret_s
                         return pp_evv_take(s, ret_seq);
                 if (r != -EAGAIN)
                         return r;
-                r = pp_poll_fd(ev_watcher_get_fd(e->watcher[side]), timeout_ms);
+                r = use_epoll ? pp_epoll_fd(e->epfd[side], timeout_ms)
+                              : pp_poll_fd(ev_watcher_get_fd(e->watcher[side]), timeout_ms);
                 if (r < 0)
                         return r;
         }
 }
 
-static int pp_evv_recv_epoll(void *ctx, int side, int timeout_ms, uint64_t *ret_seq) {
-        struct pp_evv *e = ctx;
-        ev_value_snapshot *s;
-        int r;
+static int pp_evv_recv_poll(void *ctx, int side, int timeout_ms, uint64_t *ret_seq) {
+        return pp_evv_recv(ctx, side, false, timeout_ms, ret_seq);
+}
 
-        for (;;) {
-                r = ev_watcher_get(e->watcher[side], &s);
-                if (r == 0)
-                        return pp_evv_take(s, ret_seq);
-                if (r != -EAGAIN)
-                        return r;
-                r = pp_epoll_fd(e->epfd[side], timeout_ms);
-                if (r < 0)
-                        return r;
-        }
+static int pp_evv_recv_epoll(void *ctx, int side, int timeout_ms, uint64_t *ret_seq) {
+        return pp_evv_recv(ctx, side, true, timeout_ms, ret_seq);
 }
 
 static int pp_evv_recv_wait(void *ctx, int side, int timeout_ms, uint64_t *ret_seq) {

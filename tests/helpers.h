@@ -276,4 +276,21 @@ static inline void wait_until_busy(ev_value_watcher *w) {
         }
 }
 
+/* One ev_watcher_get, as a body for syscall_trap_run: records its result
+ * and the version of the snapshot it returned (0 for none). */
+struct get_call {
+        ev_value_watcher *w;
+        int result;
+        uint64_t version;
+};
+
+static inline void get_call_once(void *userdata) {
+        struct get_call *c = userdata;
+        ev_value_snapshot *s = NULL;
+
+        c->result = ev_watcher_get(c->w, &s);
+        c->version = ev_snapshot_version(s);
+        ev_snapshot_unref(s);
+}
+
 #endif

@@ -148,29 +148,14 @@ Test(cost, set_writes_each_armed_watcher_once, .timeout = 10) {
         ev_value_unref(v);
 }
 
-struct consume {
-        ev_value_watcher *w;
-        int result;
-        uint64_t version;
-};
-
-static void get_once(void *userdata) {
-        struct consume *c = userdata;
-        ev_value_snapshot *s = NULL;
-
-        c->result = ev_watcher_get(c->w, &s);
-        c->version = ev_snapshot_version(s);
-        ev_snapshot_unref(s);
-}
-
 Test(cost, successful_get_reads_its_eventfd_once, .timeout = 10) {
         ev_value *v = value_new_or_fail();
         ev_value_watcher *w = watch_or_fail(v);
-        struct consume c = { .w = w };
+        struct get_call c = { .w = w };
 
         for (int i = 0; i < 10; i++)
                 set_string_or_fail(v, "many sets, one get");
-        cr_assert_eq(count_syscalls(get_once, &c), 1);
+        cr_assert_eq(count_syscalls(get_call_once, &c), 1);
         cr_assert_eq(trapped[0].nr, SYS_read);
         cr_assert_eq(trapped[0].arg0, ev_watcher_get_fd(w));
         cr_assert_eq(c.result, 0);

@@ -610,21 +610,6 @@ Test(shared_fd, a_set_with_no_shared_watcher_left_writes_nothing, .timeout = 10)
         ev_value_unref(v);
 }
 
-struct get_call {
-        ev_value_watcher *w;
-        int r;
-        uint64_t version;
-};
-
-static void get_once(void *userdata) {
-        struct get_call *c = userdata;
-        ev_value_snapshot *s = NULL;
-
-        c->r = ev_watcher_get(c->w, &s);
-        c->version = ev_snapshot_version(s);
-        ev_snapshot_unref(s);
-}
-
 Test(shared_fd, get_never_reads_the_shared_fd, .timeout = 10) {
         ev_value *v = value_new_or_fail();
         ev_value_watcher *w = watch_shared_or_fail(v);
@@ -634,18 +619,18 @@ Test(shared_fd, get_never_reads_the_shared_fd, .timeout = 10) {
         set_string_or_fail(v, "a1");
         set_string_or_fail(v, "a2");
         /* A get that returns a snapshot: no read, no system call at all. */
-        n = count_syscalls(get_once, &c);
-        cr_assert_eq(c.r, 0);
+        n = count_syscalls(get_call_once, &c);
+        cr_assert_eq(c.result, 0);
         cr_assert_eq(c.version, 2);
         cr_assert_eq(n, 0, "a successful get made %zu system calls", n);
         /* Nothing new. */
-        n = count_syscalls(get_once, &c);
-        cr_assert_eq(c.r, -EAGAIN);
+        n = count_syscalls(get_call_once, &c);
+        cr_assert_eq(c.result, -EAGAIN);
         cr_assert_eq(n, 0, "an -EAGAIN get made %zu system calls", n);
         /* Closed: the last snapshot was seen, -EPIPE. */
         close_or_fail(v);
-        n = count_syscalls(get_once, &c);
-        cr_assert_eq(c.r, -EPIPE);
+        n = count_syscalls(get_call_once, &c);
+        cr_assert_eq(c.result, -EPIPE);
         cr_assert_eq(n, 0, "an -EPIPE get made %zu system calls", n);
 
         ev_watcher_close(w);
