@@ -93,12 +93,21 @@ EV_VALUE_PUBLIC int ev_watcher_get_fd(const ev_value_watcher *w) {
 
 /* Clear w's eventfd.  If the write a set owes it has not landed yet, wait
  * for it (it is a system call away), so that it cannot land after the
- * clear and leave the fd readable with nothing new. */
+ * clear and leave the fd readable with nothing new.  pending_writes is read
+ * before the fd: a set decrements it only after its write, so when it was
+ * zero before a read that found the fd empty, no write can still land.
+ * (Read after the fd, a write and its decrement could both fall between
+ * the two reads and be missed.) */
 static void watcher_clear_fd(ev_value_watcher *w) {
         struct pollfd pfd = { .fd = w->fd, .events = POLLIN };
 
-        while (!ev__eventfd_clear(w->fd) && atomic_load(&w->pending_writes) > 0)
+        for (;;) {
+                bool owed = atomic_load(&w->pending_writes) > 0;
+
+                if (ev__eventfd_clear(w->fd) || !owed)
+                        return;
                 poll(&pfd, 1, 10);
+        }
 }
 
 /* Take the newest snapshot this watcher has not returned, under the lock,
