@@ -17,8 +17,11 @@
 
 /* A new eventfd as every watcher has it; a negative errno on failure. */
 int ev__eventfd_new(void) {
-        int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        int fd = ev__fault(EV__FAULT_EVENTFD);
 
+        if (fd < 0)
+                return fd;
+        fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         return fd < 0 ? -errno : fd;
 }
 

@@ -38,6 +38,7 @@
 #include <stdint.h>
 
 #include "ev-value.h"
+#include "fault.h"
 #include "list.h"
 
 #define EV_VALUE_PUBLIC __attribute__((visibility("default")))

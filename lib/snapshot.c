@@ -19,7 +19,7 @@ static ev_value_snapshot *snapshot_alloc(size_t inline_size) {
 
         if (inline_size > SIZE_MAX - sizeof(*s))
                 return NULL;
-        s = malloc(sizeof(*s) + inline_size);
+        s = ev__fault(EV__FAULT_SNAPSHOT_ALLOC) ? NULL : malloc(sizeof(*s) + inline_size);
         if (!s)
                 return NULL;
         atomic_init(&s->n_ref, 1);

@@ -18,7 +18,7 @@ EV_VALUE_PUBLIC int ev_value_new(ev_value **ret) {
 
         if (!ret)
                 return -EINVAL;
-        v = calloc(1, sizeof(*v));
+        v = ev__fault(EV__FAULT_VALUE_ALLOC) ? NULL : calloc(1, sizeof(*v));
         if (!v)
                 return -ENOMEM;
         atomic_init(&v->n_ref, 1);

@@ -68,7 +68,7 @@ EV_VALUE_PUBLIC int ev_value_watch(ev_value *v, unsigned flags, ev_value_watcher
 
         if (!v || (flags & ~(unsigned)EV_VALUE_WATCH_SHARED_FD) || !ret)
                 return -EINVAL;
-        w = calloc(1, sizeof(*w));
+        w = ev__fault(EV__FAULT_WATCHER_ALLOC) ? NULL : calloc(1, sizeof(*w));
         if (!w)
                 return -ENOMEM;
         w->seen_state = 0;
