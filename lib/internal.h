@@ -22,6 +22,8 @@
  *     the value is closed: then the eventfd stays readable forever).
  * value->state (version << 1 | closed) is also published atomically, so a
  * get that finds nothing new compares two integers and makes no system call.
+ * lib/notify.pml models this protocol step by step for spin (make check
+ * runs it): change the model with the code.
  *
  * Watchers made with EV_VALUE_WATCH_SHARED_FD are on neither list: they all
  * use value->shared_fd, which every set and the close write once, whatever

@@ -1,0 +1,120 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+#
+# Model check of the notification protocol: lib/notify.pml is a Promela
+# model of value.c and watcher.c (what it checks is in its comment).  For
+# each run this script has spin generate the verifier pan.c, compiles it
+# and runs an exhaustive search of the model's states.  The model, in both
+# its configurations (watchers made before the sets; one made while they
+# run), must show no error after a complete search; each mutant, a
+# deliberately broken variant selected with -D, must show one, so that we
+# know the check can fail.  Prints one line per run with the states
+# stored, the errors and the search time, and for an error in the model
+# the counterexample replayed by spin.  Works in a temporary directory.
+#
+# Environment: top_srcdir (default .), SPIN (default spin), CC (default
+# cc; it also serves as spin's preprocessor).  Skips when either is missing.
+
+: "${top_srcdir:=.}" "${SPIN:=spin}" "${CC:=cc}"
+
+model=$top_srcdir/lib/notify.pml
+if [ ! -f "$model" ]; then
+        echo "check-model: $model not found" >&2
+        exit 1
+fi
+if ! command -v "$SPIN" >/dev/null 2>&1; then
+        echo "check-model: SKIP: $SPIN not found; install spin (e.g. apt-get install spin)"
+        exit 77
+fi
+# CC may carry options ("gcc -m32"): look up its first word only.
+# shellcheck disable=SC2086
+set -- $CC
+if [ $# -eq 0 ] || ! command -v "$1" >/dev/null 2>&1; then
+        echo "check-model: SKIP: C compiler '$CC' not found; set CC"
+        exit 77
+fi
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/check-model.XXXXXX") || exit 1
+trap 'rm -rf "$tmp"' EXIT
+trap 'exit 1' HUP INT TERM
+
+n_fail=0
+
+# run NAME EXPECT [SPIN-OPTION...]: verify the model preprocessed with the
+# options; EXPECT is "pass" (no error, complete search) or "fail" (at least
+# one error).  Each run has its own directory, with its own copy of the
+# model so that spin's messages and the trail file have a short name.
+run() {
+        name=$1
+        expect=$2
+        shift 2
+        dir=$tmp/$name
+        mkdir "$dir" && cp "$model" "$dir/notify.pml" || exit 1
+        # The searches of the model visit a few million states, where -O1
+        # beats -O2 on compile plus search time; a mutant's search ends at
+        # its first error, after a few thousand, so compile time is all.
+        if [ "$expect" = pass ]; then
+                opt=-O1
+        else
+                opt=-O0
+        fi
+        # Spin defaults to "gcc -E" to preprocess; use the compiler we
+        # were given.  -DSAFETY: only safety properties (assertions and
+        # end states), and no -DBITSTATE, -DHC or -DMA: the search must be
+        # exhaustive.  -m: the depth bound, far beyond the model's ~300.
+        # shellcheck disable=SC2086
+        if ! (cd "$dir" && "$SPIN" -P"$CC -E -x c" "$@" -a notify.pml) >"$dir/spin.log" 2>&1 ||
+                ! (cd "$dir" && $CC $opt -w -DSAFETY -o pan pan.c) >"$dir/cc.log" 2>&1; then
+                echo "FAIL: $name: could not build the verifier"
+                cat "$dir/spin.log" "$dir/cc.log" 2>/dev/null | tail -n 30
+                n_fail=$((n_fail + 1))
+                return
+        fi
+        (cd "$dir" && ./pan -m100000) >"$dir/pan.out" 2>&1
+
+        out=$dir/pan.out
+        states=$(sed -n 's/^ *\([0-9.e+]*\) states, stored.*/\1/p' "$out")
+        errors=$(sed -n 's/.*errors: \([0-9]*\).*/\1/p' "$out")
+        secs=$(sed -n 's/^pan: elapsed time \([0-9.e+-]*\) seconds.*/\1/p' "$out")
+        # The first error, e.g. "assertion violated !(polled)", cut short:
+        # the monitor's assertions are long once their macros are expanded.
+        first=$(sed -n 's/^pan:1: \(.*\) (at depth [0-9]*)$/\1/p' "$out" | head -n 1 | cut -c 1-90)
+        # A search cut short by the depth bound or by memory is no proof.
+        incomplete=$(grep -i -e 'search depth too small' -e 'search not completed' \
+                -e 'out of memory' -e 'hash table overflow' "$out" | head -n 1)
+        summary="$name (${states:-?} states, ${errors:-?} errors, ${secs:-?} s)"
+
+        if [ -z "$states" ] || [ -z "$errors" ]; then
+                echo "FAIL: $name: no result from pan"
+                tail -n 30 "$out"
+                n_fail=$((n_fail + 1))
+        elif [ "$expect" = pass ] && [ "$errors" -eq 0 ] && [ -z "$incomplete" ]; then
+                echo "PASS: $summary"
+        elif [ "$expect" = pass ] && [ "$errors" -eq 0 ]; then
+                echo "FAIL: $summary: incomplete search: $incomplete"
+                n_fail=$((n_fail + 1))
+        elif [ "$expect" = pass ]; then
+                echo "FAIL: $summary: $first"
+                echo "---- counterexample (spin -t -p, last 250 lines):"
+                # shellcheck disable=SC2086
+                (cd "$dir" && "$SPIN" -P"$CC -E -x c" "$@" -t -p notify.pml) 2>&1 | tail -n 250
+                n_fail=$((n_fail + 1))
+        elif [ "$errors" -gt 0 ]; then
+                echo "PASS: $summary, caught: $first"
+        else
+                echo "FAIL: $summary: the mutant was not caught${incomplete:+ ($incomplete)}"
+                n_fail=$((n_fail + 1))
+        fi
+}
+
+start=$(date +%s)
+run model pass
+run model-late-watcher pass -DLATE_WATCHER
+run BUG_CLEAR_ORDER fail -DBUG_CLEAR_ORDER
+run BUG_NO_PENDING_WAIT fail -DBUG_NO_PENDING_WAIT
+run BUG_WRITE_BEFORE_STATE fail -DBUG_WRITE_BEFORE_STATE
+run BUG_NO_BROADCAST fail -DBUG_NO_BROADCAST
+run BUG_REARM_CLOSED fail -DBUG_REARM_CLOSED
+
+echo "check-model: $n_fail failed, $(( $(date +%s) - start )) s"
+[ $n_fail -eq 0 ]
