@@ -6,9 +6,14 @@
  * time.  The main thread watches temperature twice (two consumers of one
  * value each need their own watcher) and the others once, with
  * epoll_event.data.ptr pointing at a small per-watcher struct.  The set is
- * level-triggered: a readable watcher is simply read with ev_watcher_get().
- * A closed value's watcher stays readable forever, so on -EPIPE the watcher
- * is taken out of the epoll set (EPOLL_CTL_DEL) before ev_watcher_close().
+ * edge-triggered (EPOLLET), so the drain rule applies: after each event,
+ * call ev_watcher_get() until -EAGAIN (nothing more; wait for the next edge)
+ * or -EPIPE (closed, final snapshot taken).  A watcher's eventfd is written
+ * at most once per unconsumed update, so a set or a close that comes while
+ * a notification is pending raises no new edge: a consumer that took one
+ * snapshot per event could wait forever for a value that has moved on, or
+ * closed.  On -EPIPE the watcher is taken out of the epoll set
+ * (EPOLL_CTL_DEL) before ev_watcher_close() closes its fd.
  * When every value is closed the program checks that each watcher ended with
  * its value's final data and exits 0 (1 on any error).
  */
@@ -121,7 +126,7 @@ int main(void) {
                 die("epoll_create1", -errno);
         for (size_t i = 0; i < ARRAY_SIZE(consumers); i++) {
                 struct consumer *c = &consumers[i];
-                struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
+                struct epoll_event ev = { .events = EPOLLIN | EPOLLET, .data.ptr = c };
 
                 r = ev_value_watch(c->source->value, 0, &c->watcher);
                 if (r < 0)
@@ -147,31 +152,28 @@ int main(void) {
                         struct consumer *c = events[i].data.ptr;
                         ev_value_snapshot *s;
 
-                        r = ev_watcher_get(c->watcher, &s);
-                        if (r == -EAGAIN)
-                                continue;
-                        if (r == -EPIPE) {
-                                /* Closed and its final snapshot taken: the
-                                 * fd stays readable from now on.  Out of the
-                                 * set first, then close the watcher (which
-                                 * closes the fd). */
-                                int fd = ev_watcher_get_fd(c->watcher);
-
-                                if (epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL) < 0)
-                                        die("epoll_ctl DEL", -errno);
-                                c->watcher = ev_watcher_close(c->watcher);
-                                n_watching--;
-                                printf("%-14s closed\n", c->name);
-                                continue;
+                        /* Edge-triggered: drain, or the next set or the
+                         * close may raise no edge. */
+                        while ((r = ev_watcher_get(c->watcher, &s)) == 0) {
+                                printf("%-14s version %" PRIu64 ": %.*s\n", c->name,
+                                       ev_snapshot_version(s), (int)ev_snapshot_size(s),
+                                       (const char *)ev_snapshot_data(s));
+                                ev_snapshot_unref(c->last);
+                                c->last = s;
                         }
-                        if (r < 0)
+                        if (r == -EAGAIN)
+                                continue;       /* all taken: wait for the next edge */
+                        if (r != -EPIPE)
                                 die("ev_watcher_get", r);
 
-                        printf("%-14s version %" PRIu64 ": %.*s\n", c->name,
-                               ev_snapshot_version(s), (int)ev_snapshot_size(s),
-                               (const char *)ev_snapshot_data(s));
-                        ev_snapshot_unref(c->last);
-                        c->last = s;
+                        /* Closed and its final snapshot taken.  Out of the
+                         * set first, then close the watcher (which closes
+                         * the fd). */
+                        if (epoll_ctl(ep, EPOLL_CTL_DEL, ev_watcher_get_fd(c->watcher), NULL) < 0)
+                                die("epoll_ctl DEL", -errno);
+                        c->watcher = ev_watcher_close(c->watcher);
+                        n_watching--;
+                        printf("%-14s closed\n", c->name);
                 }
         }
 

@@ -6,11 +6,14 @@
 # (when $CXX works) as C++11, where every function the version script
 # exports must be declared with C linkage; it defines no macro outside
 # EV_VALUE_* and leaves the peer libraries' names (ev_watcher, ev_ref,
-# event_base, io_uring, sd_event...) undeclared; and next to <liburing.h>, <systemd/sd-event.h>, <ev.h> and
-# <event2/event.h> (tests/header-peers.c), included first or last, as C and
-# as C++, it adds no diagnostic to those the peers give alone, and libev's
-# struct ev_watcher and our ev_value_watcher work side by side.  Peers that
-# are not installed are skipped with a message.
+# event_base, io_uring, sd_event, GMainLoop...) undeclared; and next to
+# <liburing.h>, <systemd/sd-event.h>, <ev.h>, <event2/event.h> and <glib.h>
+# (tests/header-peers.c), included first or last, as C and as C++, it adds
+# no diagnostic to those the peers give alone, and libev's struct ev_watcher
+# and our ev_value_watcher work side by side.  Peers that are not installed
+# are skipped with a message.  <glib.h> lives outside the default include
+# path: GLIB_CFLAGS, when set, or else `pkg-config --cflags glib-2.0`, finds
+# it, and without either that one peer is skipped.
 #
 # The io_uring helpers' header include/ev-value-uring.h gets the same
 # treatment where <liburing.h> is installed (skipped with a message where
@@ -180,13 +183,15 @@ fi
                 ev_userdata ev_set_userdata ev_version_major ev_version_minor \
                 event event_base event_new event_free event_add event_del evutil_socket_t \
                 io_uring io_uring_sqe io_uring_cqe io_uring_queue_init \
-                sd_event sd_event_source sd_event_new sd_event_ref sd_event_unref; do
+                sd_event sd_event_source sd_event_new sd_event_ref sd_event_unref \
+                GMainLoop GMainContext GSource GIOCondition gboolean gpointer \
+                g_main_loop_new g_main_loop_run g_source_remove g_unix_fd_add; do
                 printf 'int %s;\n' "$name"
         done
 } >"$tmp/names.c"
 # shellcheck disable=SC2086
 if compile c -x c -std=c11 $warn -Werror -c "$tmp/names.c" -o "$tmp/names.o"; then
-        pass "libev's, libevent's, liburing's and sd-event's names are free after ev-value.h"
+        pass "libev's, libevent's, liburing's, sd-event's and GLib's names are free after ev-value.h"
 else
         bad "ev-value.h declares a name that belongs to a peer library:"
         show "$tmp/out"
@@ -277,6 +282,22 @@ cflags=$(strip_werror "$CFLAGS")
 cxxflags=$(strip_werror "$CXXFLAGS")
 peers='LIBURING:liburing.h SD_EVENT:systemd/sd-event.h LIBEV:ev.h LIBEVENT:event2/event.h'
 
+# <glib.h> is under an include directory of its own (/usr/include/glib-2.0
+# and an arch-specific one for glibconfig.h).  Its -I flags go into every
+# peer build, as the io_uring pass does with LIBURING_CFLAGS: they only add
+# search paths, so the other peers compile as before.
+# An empty GLIB_CFLAGS (configure found no GLib) never finds it either.
+if [ -z "${GLIB_CFLAGS-}" ]; then
+        GLIB_CFLAGS=$(${PKG_CONFIG:-pkg-config} --cflags glib-2.0 2>/dev/null) || GLIB_CFLAGS=
+fi
+if [ -n "$GLIB_CFLAGS" ]; then
+        peers="$peers GLIB:glib.h"
+        cflags="$cflags $GLIB_CFLAGS"
+        cxxflags="$cxxflags $GLIB_CFLAGS"
+else
+        skip "<glib.h>: no GLIB_CFLAGS, and 'pkg-config --cflags glib-2.0' fails (pkg-config or GLib's -dev package missing)"
+fi
+
 # Compile header-peers.c as $1 with the -D macros in $2; the diagnostics go
 # to $tmp/diag.  The standards are GNU C11 and C++11: in strict ISO C modes
 # liburing.h only compiles when included before every other header.
@@ -345,7 +366,7 @@ for lang in $langs; do
         done
         case $usable in
         '')
-                skip "peer headers as $lang: none of <liburing.h>, <systemd/sd-event.h>, <ev.h>, <event2/event.h> usable"
+                skip "peer headers as $lang: none of <liburing.h>, <systemd/sd-event.h>, <ev.h>, <event2/event.h>, <glib.h> usable"
                 ;;
         *' '*' '*)
                 if peers_compile "$lang" "$usable"; then

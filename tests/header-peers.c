@@ -6,11 +6,13 @@
  * last (HEADER_PEERS_OURS_LAST) or not at all.  The script compares the
  * diagnostics with and without our header, which must be identical: our
  * names must not collide with libev's (ev_watcher, EV_*, ev_ref...),
- * libevent's (EV_READ...), liburing's or sd-event's.  HEADER_PEERS_USE adds
- * code that uses libev's struct ev_watcher and our ev_value_watcher side by
- * side and checks that they are distinct types.  The peers' order is fixed: liburing must come before any other
- * header in strict ISO modes (it defines _GNU_SOURCE itself), and libevent's
- * EV_READ macros break libev's enums if <event2/event.h> comes first.
+ * libevent's (EV_READ...), liburing's, sd-event's or GLib's.
+ * HEADER_PEERS_USE adds code that uses libev's struct ev_watcher and our
+ * ev_value_watcher side by side and checks that they are distinct types.
+ * The peers' order is fixed: liburing must come before any other header in
+ * strict ISO modes (it defines _GNU_SOURCE itself), and libevent's EV_READ
+ * macros break libev's enums if <event2/event.h> comes first.  <glib.h>,
+ * which needs `pkg-config --cflags glib-2.0`, comes last of the peers.
  * The -D macros only select lines, so every include keeps its line number
  * and the diagnostics of two builds can be compared line for line.
  */
@@ -29,6 +31,9 @@
 #endif
 #ifdef HEADER_PEERS_LIBEVENT
 #include <event2/event.h>
+#endif
+#ifdef HEADER_PEERS_GLIB
+#include <glib.h>
 #endif
 
 #ifdef HEADER_PEERS_OURS_LAST
