@@ -13,8 +13,11 @@
 #ifndef EV_VALUE_H
 #define EV_VALUE_H
 
+#include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -35,10 +38,26 @@ int ev_value_set(ev_value *v, const void *data, size_t size);
 /* Like ev_value_set() but adopt data; destroy(data, userdata) runs once. */
 int ev_value_set_owned(ev_value *v, void *data, size_t size,
                        void (*destroy)(void *data, void *userdata), void *userdata);
+/* Flags of ev_value_set_flags(). */
+enum {
+        /* Skip the set, and every notification, when the bytes equal the
+         * current snapshot's. */
+        EV_VALUE_SET_IF_CHANGED = 1u << 0,
+};
+
+/* ev_value_set() with flags: 1 when set, 0 when skipped. */
+int ev_value_set_flags(ev_value *v, const void *data, size_t size, unsigned flags);
+/* The function of ev_value_update(): > 0 set *ret_data, 0 keep, < 0 fail. */
+typedef int (*ev_value_update_fn)(const ev_value_snapshot *current, void *userdata,
+                                  const void **ret_data, size_t *ret_size);
+/* Read-modify-write, serialised with every set: 1 when set, 0 when kept. */
+int ev_value_update(ev_value *v, ev_value_update_fn fn, void *userdata);
 /* Take a reference to the current snapshot; -EAGAIN when never set. */
 int ev_value_get(ev_value *v, ev_value_snapshot **ret);
 /* Number of successful sets so far; 0 for NULL. */
 uint64_t ev_value_get_version(const ev_value *v);
+/* Number of watchers of v not yet closed; 0 for NULL. */
+size_t ev_value_get_watcher_count(const ev_value *v);
 /* Refuse further sets and wake every watcher; idempotent. */
 int ev_value_close(ev_value *v);
 /* Flags of ev_value_watch(). */
@@ -46,6 +65,9 @@ enum {
         /* Share one eventfd per value among all such watchers, for
          * edge-triggered consumers: a set costs one write for all of them. */
         EV_VALUE_WATCH_SHARED_FD = 1u << 0,
+        /* Count the snapshot current at watch time as seen: report only
+         * later sets (and the close). */
+        EV_VALUE_WATCH_SKIP_CURRENT = 1u << 1,
 };
 
 /* Create a watcher with its own eventfd (or the value's shared one). */
@@ -58,6 +80,11 @@ int ev_watcher_get(ev_value_watcher *w, ev_value_snapshot **ret);
 /* Block until ev_watcher_get() succeeds, timeout_ms expires or cancel_fd is readable. */
 int ev_watcher_wait(ev_value_watcher *w, int timeout_ms, int cancel_fd,
                     ev_value_snapshot **ret);
+/* The predicate of ev_watcher_wait_until(). */
+typedef bool (*ev_value_predicate)(const ev_value_snapshot *s, void *userdata);
+/* ev_watcher_wait() until a snapshot satisfies pred; others are consumed. */
+int ev_watcher_wait_until(ev_value_watcher *w, ev_value_predicate pred, void *userdata,
+                          int timeout_ms, int cancel_fd, ev_value_snapshot **ret);
 /* Unregister w and close its eventfd; NULL is accepted; returns NULL. */
 ev_value_watcher *ev_watcher_close(ev_value_watcher *w);
 
@@ -71,6 +98,69 @@ uint64_t ev_snapshot_version(const ev_value_snapshot *s);
 ev_value_snapshot *ev_snapshot_ref(ev_value_snapshot *s);
 /* Drop a reference on s; NULL is accepted; returns NULL. */
 ev_value_snapshot *ev_snapshot_unref(ev_value_snapshot *s);
+
+/* For __attribute__((cleanup)): release *p if it is not NULL. */
+static inline void ev_value_unrefp(ev_value **p) {
+        if (*p)
+                *p = ev_value_unref(*p);
+}
+
+static inline void ev_watcher_closep(ev_value_watcher **p) {
+        if (*p)
+                *p = ev_watcher_close(*p);
+}
+
+static inline void ev_snapshot_unrefp(ev_value_snapshot **p) {
+        if (*p)
+                *p = ev_snapshot_unref(*p);
+}
+
+/*
+ * EV_VALUE_DEFINE_TYPED(prefix, type) defines static inline functions that
+ * set and read a value holding exactly one `type`, copied in and out, so
+ * that callers never cast or pass a size:
+ *   int prefix_set(ev_value *v, const type *data);
+ *   int prefix_set_if_changed(ev_value *v, const type *data);  1 set, 0 same
+ *   int prefix_peek(ev_value *v, type *ret);                ev_value_get()
+ *   int prefix_get(ev_value_watcher *w, type *ret);         ev_watcher_get()
+ *   int prefix_wait(ev_value_watcher *w, int timeout_ms, int cancel_fd,
+ *                   type *ret);                              ev_watcher_wait()
+ * A snapshot whose size is not sizeof(type) (set through the untyped API)
+ * gives -EBADMSG and leaves *ret alone.
+ */
+#define EV_VALUE_DEFINE_TYPED(prefix, type)                                            \
+        static inline int prefix##_copy_out_(ev_value_snapshot *s, type *ret) {       \
+                int r = -EBADMSG;                                                      \
+                if (ev_snapshot_size(s) == sizeof(type)) {                             \
+                        memcpy(ret, ev_snapshot_data(s), sizeof(type));                \
+                        r = 0;                                                         \
+                }                                                                      \
+                ev_snapshot_unref(s);                                                  \
+                return r;                                                              \
+        }                                                                              \
+        static inline int prefix##_set(ev_value *v, const type *data) {               \
+                return ev_value_set(v, data, sizeof(type));                            \
+        }                                                                              \
+        static inline int prefix##_set_if_changed(ev_value *v, const type *data) {    \
+                return ev_value_set_flags(v, data, sizeof(type), EV_VALUE_SET_IF_CHANGED); \
+        }                                                                              \
+        static inline int prefix##_peek(ev_value *v, type *ret) {                     \
+                ev_value_snapshot *s;                                                  \
+                int r = ret ? ev_value_get(v, &s) : -EINVAL;                           \
+                return r < 0 ? r : prefix##_copy_out_(s, ret);                         \
+        }                                                                              \
+        static inline int prefix##_get(ev_value_watcher *w, type *ret) {              \
+                ev_value_snapshot *s;                                                  \
+                int r = ret ? ev_watcher_get(w, &s) : -EINVAL;                         \
+                return r < 0 ? r : prefix##_copy_out_(s, ret);                         \
+        }                                                                              \
+        static inline int prefix##_wait(ev_value_watcher *w, int timeout_ms, int cancel_fd, \
+                                        type *ret) {                                   \
+                ev_value_snapshot *s;                                                  \
+                int r = ret ? ev_watcher_wait(w, timeout_ms, cancel_fd, &s) : -EINVAL; \
+                return r < 0 ? r : prefix##_copy_out_(s, ret);                         \
+        }                                                                              \
+        struct ev_value_typed_##prefix##_semicolon_ /* lets the use end with ';' */
 
 #ifdef __cplusplus
 }

@@ -61,6 +61,7 @@ struct ev_value {
         struct ev__list signaled;   /* watchers whose eventfd is readable */
         int shared_fd;              /* -1 until the first shared-fd watcher */
         size_t n_shared;            /* live shared-fd watchers */
+        atomic_size_t n_watchers;   /* live watchers of either kind */
 };
 
 struct ev_value_watcher {

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -24,6 +25,7 @@ EV_VALUE_PUBLIC int ev_value_new(ev_value **ret) {
         atomic_init(&v->n_ref, 1);
         atomic_init(&v->state, 0);
         atomic_init(&v->closers_waiting, 0);
+        atomic_init(&v->n_watchers, 0);
         pthread_mutex_init(&v->lock, NULL);
         pthread_cond_init(&v->writes_done, NULL);
         ev__list_init(&v->armed);
@@ -102,34 +104,94 @@ static void notify_flush(ev_value *v, const struct notify_batch *batch) {
         }
 }
 
-/* Make s current with the next version.  On -EPIPE s is discarded without
- * running its destroy callback: the caller keeps its data. */
-static int value_publish(ev_value *v, ev_value_snapshot *s) {
-        struct notify_batch batch;
-        ev_value_snapshot *old;
-        uint64_t state;
-
-        pthread_mutex_lock(&v->lock);
-        state = atomic_load_explicit(&v->state, memory_order_relaxed);
-        if (state & EV_VALUE_STATE_CLOSED) {
-                pthread_mutex_unlock(&v->lock);
-                ev__snapshot_discard(s);
-                return -EPIPE;
-        }
-        s->version = (state >> 1) + 1;
-        old = v->current;
-        v->current = s;
-        /* Sequentially consistent so the new state is visible before any
-         * eventfd write below can wake a consumer. */
-        atomic_store(&v->state, state + EV_VALUE_STATE_VERSION_ONE);
-        notify_collect(v, &batch);
-        pthread_mutex_unlock(&v->lock);
-
-        notify_flush(v, &batch);
-        ev_snapshot_unref(old);
-        return 0;
+static bool value_is_closed_locked(const ev_value *v) {
+        return atomic_load_explicit(&v->state, memory_order_relaxed) & EV_VALUE_STATE_CLOSED;
 }
 
+/* Under v->lock, the value open: make s current with the next version and
+ * collect the watchers to notify.  Returns the snapshot s replaces, which
+ * the caller drops after unlocking and flushing the batch. */
+static ev_value_snapshot *value_replace_locked(ev_value *v, ev_value_snapshot *s,
+                                               struct notify_batch *batch) {
+        uint64_t state = atomic_load_explicit(&v->state, memory_order_relaxed);
+        ev_value_snapshot *old = v->current;
+
+        s->version = (state >> 1) + 1;
+        v->current = s;
+        /* Sequentially consistent so the new state is visible before any
+         * eventfd write of the batch can wake a consumer. */
+        atomic_store(&v->state, state + EV_VALUE_STATE_VERSION_ONE);
+        notify_collect(v, batch);
+        return old;
+}
+
+/* The end of every set, entered with v->lock held: when r is 1, make s
+ * current with the next version; release the lock; then make the writes
+ * and drop the replaced snapshot, whose destroy callback may call into the
+ * library.  Returns r. */
+static int value_commit_unlock(ev_value *v, int r, ev_value_snapshot *s) {
+        struct notify_batch batch;
+        ev_value_snapshot *old;
+
+        if (r != 1) {
+                pthread_mutex_unlock(&v->lock);
+                return r;
+        }
+        old = value_replace_locked(v, s, &batch);
+        pthread_mutex_unlock(&v->lock);
+        notify_flush(v, &batch);
+        ev_snapshot_unref(old);
+        return 1;
+}
+
+/* Make s current with the next version: 0, or -EPIPE when the value is
+ * closed; then s is discarded without running its destroy callback, and
+ * the caller keeps its data. */
+static int value_publish(ev_value *v, ev_value_snapshot *s) {
+        int r;
+
+        pthread_mutex_lock(&v->lock);
+        r = value_commit_unlock(v, value_is_closed_locked(v) ? -EPIPE : 1, s);
+        if (r < 0)
+                ev__snapshot_discard(s);
+        return r < 0 ? r : 0;
+}
+
+static bool snapshot_holds(const ev_value_snapshot *s, const void *data, size_t size) {
+        return s && s->size == size && (size == 0 || memcmp(s->data, data, size) == 0);
+}
+
+/* Under v->lock, the value open: copy data into *ret (1) unless the current
+ * snapshot holds the same bytes (0).  Compared before the copy, so a
+ * skipped set costs no allocation and cannot fail for want of memory. */
+static int value_copy_if_changed_locked(ev_value *v, const void *data, size_t size,
+                                        ev_value_snapshot **ret) {
+        int r;
+
+        if (snapshot_holds(v->current, data, size))
+                return 0;
+        r = ev__snapshot_new_copy(data, size, ret);
+        return r < 0 ? r : 1;
+}
+
+EV_VALUE_PUBLIC int ev_value_set_flags(ev_value *v, const void *data, size_t size,
+                                       unsigned flags) {
+        ev_value_snapshot *s = NULL;
+        int r;
+
+        if (!v || (!data && size > 0) || (flags & ~(unsigned)EV_VALUE_SET_IF_CHANGED))
+                return -EINVAL;
+        if (!(flags & EV_VALUE_SET_IF_CHANGED)) {
+                r = ev_value_set(v, data, size);
+                return r < 0 ? r : 1;
+        }
+        pthread_mutex_lock(&v->lock);
+        r = value_is_closed_locked(v) ? -EPIPE : value_copy_if_changed_locked(v, data, size, &s);
+        return value_commit_unlock(v, r, s);
+}
+
+/* The copy is made before taking the lock, so that consumers never wait
+ * for it. */
 EV_VALUE_PUBLIC int ev_value_set(ev_value *v, const void *data, size_t size) {
         ev_value_snapshot *s;
         int r;
@@ -156,6 +218,35 @@ EV_VALUE_PUBLIC int ev_value_set_owned(ev_value *v, void *data, size_t size,
         return value_publish(v, s);
 }
 
+/* Under v->lock, the value open: ask fn for the next bytes and copy them
+ * into *ret: 1, or 0 when fn keeps the value, or a negative errno. */
+static int value_update_locked(ev_value *v, ev_value_update_fn fn, void *userdata,
+                               ev_value_snapshot **ret) {
+        const void *data = NULL;
+        size_t size = 0;
+        int r = fn(v->current, userdata, &data, &size);
+
+        if (r <= 0)
+                return r;
+        if (!data && size > 0)
+                return -EINVAL;
+        r = ev__snapshot_new_copy(data, size, ret);
+        return r < 0 ? r : 1;
+}
+
+EV_VALUE_PUBLIC int ev_value_update(ev_value *v, ev_value_update_fn fn, void *userdata) {
+        ev_value_snapshot *s = NULL;
+        int r;
+
+        if (!v || !fn)
+                return -EINVAL;
+        /* fn runs under the lock that serialises sets, so no set can land
+         * between what fn read and what it wrote. */
+        pthread_mutex_lock(&v->lock);
+        r = value_is_closed_locked(v) ? -EPIPE : value_update_locked(v, fn, userdata, &s);
+        return value_commit_unlock(v, r, s);
+}
+
 EV_VALUE_PUBLIC int ev_value_get(ev_value *v, ev_value_snapshot **ret) {
         ev_value_snapshot *s;
 
@@ -174,6 +265,10 @@ EV_VALUE_PUBLIC uint64_t ev_value_get_version(const ev_value *v) {
         if (!v)
                 return 0;
         return atomic_load_explicit(&v->state, memory_order_acquire) >> 1;
+}
+
+EV_VALUE_PUBLIC size_t ev_value_get_watcher_count(const ev_value *v) {
+        return v ? atomic_load_explicit(&v->n_watchers, memory_order_relaxed) : 0;
 }
 
 EV_VALUE_PUBLIC int ev_value_close(ev_value *v) {

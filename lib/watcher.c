@@ -16,17 +16,28 @@
 
 #include "internal.h"
 
+/* Under v->lock: what a new watcher has seen.  Nothing (state 0, which a
+ * set or close changes) unless it skips the current snapshot: then
+ * everything so far. */
+static void watcher_start_seen_locked(ev_value_watcher *w, ev_value *v, unsigned flags) {
+        if (flags & EV_VALUE_WATCH_SKIP_CURRENT)
+                w->seen_state = atomic_load_explicit(&v->state, memory_order_relaxed);
+}
+
 /* Give w its own eventfd and put it on the list its state calls for. */
-static int watcher_attach_own_fd(ev_value_watcher *w, ev_value *v) {
+static int watcher_attach_own_fd(ev_value_watcher *w, ev_value *v, unsigned flags) {
         int fd = ev__eventfd_new();
+        uint64_t state;
 
         if (fd < 0)
                 return fd;
         w->fd = fd;
         pthread_mutex_lock(&v->lock);
-        /* State 0 is "never set, open": nothing to see, so arm.  Any other
-         * state is unseen by a new watcher, so it starts signaled. */
-        if (atomic_load_explicit(&v->state, memory_order_relaxed) == 0) {
+        watcher_start_seen_locked(w, v, flags);
+        /* Armed when nothing is unseen and the value is open; otherwise
+         * readable at once, and forever once closed. */
+        state = atomic_load_explicit(&v->state, memory_order_relaxed);
+        if (state == w->seen_state && !(state & EV_VALUE_STATE_CLOSED)) {
                 ev__list_add(&v->armed, &w->node);
         } else {
                 ev__eventfd_signal(fd);
@@ -38,7 +49,7 @@ static int watcher_attach_own_fd(ev_value_watcher *w, ev_value *v) {
 }
 
 /* Give w the value's shared eventfd, creating it on first use. */
-static int watcher_attach_shared_fd(ev_value_watcher *w, ev_value *v) {
+static int watcher_attach_shared_fd(ev_value_watcher *w, ev_value *v, unsigned flags) {
         int r = 0;
 
         ev__list_init(&w->node);
@@ -57,6 +68,7 @@ static int watcher_attach_shared_fd(ev_value_watcher *w, ev_value *v) {
                         ev__eventfd_signal(v->shared_fd);
                 v->n_shared++;
                 w->fd = v->shared_fd;
+                watcher_start_seen_locked(w, v, flags);
         }
         pthread_mutex_unlock(&v->lock);
         return r < 0 ? r : 0;
@@ -66,7 +78,8 @@ EV_VALUE_PUBLIC int ev_value_watch(ev_value *v, unsigned flags, ev_value_watcher
         ev_value_watcher *w;
         int r;
 
-        if (!v || (flags & ~(unsigned)EV_VALUE_WATCH_SHARED_FD) || !ret)
+        if (!v || (flags & ~(unsigned)(EV_VALUE_WATCH_SHARED_FD | EV_VALUE_WATCH_SKIP_CURRENT)) ||
+            !ret)
                 return -EINVAL;
         w = ev__fault(EV__FAULT_WATCHER_ALLOC) ? NULL : calloc(1, sizeof(*w));
         if (!w)
@@ -75,14 +88,15 @@ EV_VALUE_PUBLIC int ev_value_watch(ev_value *v, unsigned flags, ev_value_watcher
         atomic_flag_clear(&w->busy);
         atomic_init(&w->pending_writes, 0);
         if (flags & EV_VALUE_WATCH_SHARED_FD)
-                r = watcher_attach_shared_fd(w, v);
+                r = watcher_attach_shared_fd(w, v, flags);
         else
-                r = watcher_attach_own_fd(w, v);
+                r = watcher_attach_own_fd(w, v, flags);
         if (r < 0) {
                 free(w);
                 return r;
         }
         w->value = ev_value_ref(v);
+        atomic_fetch_add_explicit(&v->n_watchers, 1, memory_order_relaxed);
         *ret = w;
         return 0;
 }
@@ -194,17 +208,21 @@ static int watcher_poll(struct pollfd pfd[2], nfds_t nfds, int64_t deadline) {
         return 0;
 }
 
+/* The monotonic deadline of a wait of timeout_ms from now; -1 for none. */
+static int64_t wait_deadline(int timeout_ms) {
+        return timeout_ms < 0 ? -1 : monotonic_ns() + (int64_t)timeout_ms * 1000000;
+}
+
 /* The body of ev_watcher_wait, for a caller that holds w->busy.  Every pass
  * applies the documented precedence: new snapshot or -EPIPE, then cancel,
- * then timeout. */
-static int watcher_wait(ev_value_watcher *w, int timeout_ms, int cancel_fd,
+ * then timeout.  Without a cancel fd, an expired deadline needs no poll. */
+static int watcher_wait(ev_value_watcher *w, int64_t deadline, int cancel_fd,
                         ev_value_snapshot **ret) {
         struct pollfd pfd[2] = {
                 { .fd = w->fd, .events = POLLIN },
                 { .fd = cancel_fd, .events = POLLIN },
         };
         nfds_t nfds = cancel_fd >= 0 ? 2 : 1;
-        int64_t deadline = timeout_ms < 0 ? -1 : monotonic_ns() + (int64_t)timeout_ms * 1000000;
         bool polled = false;
         int r;
 
@@ -212,7 +230,7 @@ static int watcher_wait(ev_value_watcher *w, int timeout_ms, int cancel_fd,
                 r = watcher_take(w, ret);
                 if (r != -EAGAIN)
                         return r;
-                if (polled || (timeout_ms == 0 && cancel_fd < 0)) {
+                if (polled || (cancel_fd < 0 && deadline >= 0 && monotonic_ns() >= deadline)) {
                         if (pfd[1].revents & POLLNVAL)
                                 return -EBADF;
                         if (pfd[1].revents & (POLLIN | POLLHUP | POLLERR))
@@ -227,18 +245,67 @@ static int watcher_wait(ev_value_watcher *w, int timeout_ms, int cancel_fd,
         }
 }
 
-EV_VALUE_PUBLIC int ev_watcher_wait(ev_value_watcher *w, int timeout_ms, int cancel_fd,
-                                    ev_value_snapshot **ret) {
-        int r;
-
+/* The checks every wait makes before it may take w->busy. */
+static int wait_check(const ev_value_watcher *w, int cancel_fd, ev_value_snapshot **ret) {
         if (!w || !ret || cancel_fd < -1)
                 return -EINVAL;
         if (w->shared)
                 return -EOPNOTSUPP; /* a shared fd stays readable: poll cannot sleep on it */
+        return 0;
+}
+
+EV_VALUE_PUBLIC int ev_watcher_wait(ev_value_watcher *w, int timeout_ms, int cancel_fd,
+                                    ev_value_snapshot **ret) {
+        int r = wait_check(w, cancel_fd, ret);
+
+        if (r < 0)
+                return r;
         if (!watcher_try_acquire(w))
                 return -EBUSY;
-        r = watcher_wait(w, timeout_ms, cancel_fd, ret);
+        r = watcher_wait(w, wait_deadline(timeout_ms), cancel_fd, ret);
         watcher_release(w);
+        return r;
+}
+
+/* After a rejected snapshot: -EPIPE when it was the closed value's last,
+ * else -ECANCELED or -ETIMEDOUT, or 0 to go on; so that a producer that
+ * keeps setting rejected snapshots cannot hold a waiter past its deadline
+ * or its cancellation. */
+static int wait_interrupted(const ev_value_watcher *w, int64_t deadline, int cancel_fd) {
+        uint64_t state = atomic_load_explicit(&w->value->state, memory_order_acquire);
+        struct pollfd pfd = { .fd = cancel_fd, .events = POLLIN };
+
+        if (state == w->seen_state && (state & EV_VALUE_STATE_CLOSED))
+                return -EPIPE;
+        if (cancel_fd >= 0 && poll(&pfd, 1, 0) == 1)
+                return pfd.revents & POLLNVAL ? -EBADF : -ECANCELED;
+        if (deadline >= 0 && monotonic_ns() >= deadline)
+                return -ETIMEDOUT;
+        return 0;
+}
+
+EV_VALUE_PUBLIC int ev_watcher_wait_until(ev_value_watcher *w, ev_value_predicate pred,
+                                          void *userdata, int timeout_ms, int cancel_fd,
+                                          ev_value_snapshot **ret) {
+        int64_t deadline = wait_deadline(timeout_ms);
+        ev_value_snapshot *s;
+        int r = pred ? wait_check(w, cancel_fd, ret) : -EINVAL;
+
+        if (r < 0)
+                return r;
+        if (!watcher_try_acquire(w))
+                return -EBUSY;
+        /* One deadline for the whole wait: rejected snapshots do not
+         * restart the timeout. */
+        while ((r = watcher_wait(w, deadline, cancel_fd, &s)) == 0 && !pred(s, userdata)) {
+                ev_snapshot_unref(s);
+                r = wait_interrupted(w, deadline, cancel_fd);
+                if (r < 0)
+                        break;
+        }
+        watcher_release(w);
+        if (r == 0)
+                *ret = s;
         return r;
 }
 
@@ -261,6 +328,7 @@ EV_VALUE_PUBLIC ev_value_watcher *ev_watcher_close(ev_value_watcher *w) {
                 pthread_cond_wait(&v->writes_done, &v->lock);
         atomic_fetch_sub(&v->closers_waiting, 1);
         pthread_mutex_unlock(&v->lock);
+        atomic_fetch_sub_explicit(&v->n_watchers, 1, memory_order_relaxed);
         if (!w->shared)
                 close(w->fd);
         ev_value_unref(v);

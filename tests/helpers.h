@@ -13,16 +13,21 @@
 #define EV_VALUE_TEST_HELPERS_H
 
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ev-value.h"
 
@@ -69,6 +74,55 @@ static inline bool fd_readable(int fd) {
 
         cr_assert_geq(n, 0, "poll: %s", strerror(errno));
         return n == 1 && (pfd.revents & POLLIN);
+}
+
+/* Asserts that eventfd(2) succeeds; returns a non-blocking eventfd. */
+static inline int eventfd_or_fail(void) {
+        int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+
+        cr_assert_geq(fd, 0, "eventfd: %s", strerror(errno));
+        return fd;
+}
+
+/* Asserts that adding 1 to the eventfd fd succeeds. */
+static inline void eventfd_write_one(int fd) {
+        uint64_t one = 1;
+
+        cr_assert_eq(write(fd, &one, sizeof(one)), (ssize_t)sizeof(one));
+}
+
+/* Asserts that fd is an eventfd; returns its counter, read from
+ * /proc/self/fdinfo without touching the fd: 0 means nobody wrote it
+ * since it was last cleared. */
+static inline uint64_t eventfd_counter(int fd) {
+        char path[64], line[256];
+        uint64_t counter = 0;
+        bool found = false;
+        FILE *f;
+
+        snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+        f = fopen(path, "re");
+        cr_assert_not_null(f, "open %s: %s", path, strerror(errno));
+        while (fgets(line, sizeof(line), f))
+                if (sscanf(line, "eventfd-count: %" SCNx64, &counter) == 1)
+                        found = true;
+        fclose(f);
+        cr_assert(found, "fd %d has no eventfd-count: not an eventfd", fd);
+        return counter;
+}
+
+/* Asserts that /proc/self/fd can be listed; returns the number of open fds. */
+static inline int count_open_fds(void) {
+        DIR *d = opendir("/proc/self/fd");
+        struct dirent *e;
+        int n = -1; /* the directory stream's own fd */
+
+        cr_assert_not_null(d, "opendir(/proc/self/fd): %s", strerror(errno));
+        while ((e = readdir(d)))
+                if (e->d_name[0] != '.')
+                        n++;
+        closedir(d);
+        return n;
 }
 
 /* Asserts that strdup(s) succeeds; returns the copy. */

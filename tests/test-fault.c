@@ -32,19 +32,6 @@ struct fixture {
         int n_fds;
 };
 
-static int count_open_fds(void) {
-        DIR *d = opendir("/proc/self/fd");
-        struct dirent *e;
-        int n = -1; /* the directory stream's own fd */
-
-        cr_assert_not_null(d, "opendir(/proc/self/fd): %s", strerror(errno));
-        while ((e = readdir(d)))
-                if (e->d_name[0] != '.')
-                        n++;
-        closedir(d);
-        return n;
-}
-
 static void fixture_init(struct fixture *f) {
         f->v = value_new_or_fail();
         set_string_or_fail(f->v, "before");
@@ -159,6 +146,48 @@ static int op_watch(struct fixture *f, void *userdata) {
         return 0;
 }
 
+/* ev_value_set_flags of the bytes and flags in userdata; the walk wants
+ * 0 on success, so a call that gave expected gives 0 here. */
+struct set_flags_call {
+        const char *bytes; /* set with its NUL */
+        unsigned flags;
+        int expected;      /* 1 set, 0 skipped */
+};
+
+static int op_set_flags(struct fixture *f, void *userdata) {
+        const struct set_flags_call *c = userdata;
+        int r = ev_value_set_flags(f->v, c->bytes, strlen(c->bytes) + 1, c->flags);
+
+        if (r >= 0) {
+                cr_assert_eq(r, c->expected, "ev_value_set_flags(\"%s\", %#x) gave %d",
+                             c->bytes, c->flags, r);
+                return 0;
+        }
+        return r;
+}
+
+/* The function of ev_value_update: returns userdata's result with "new". */
+static int update_to_new(const ev_value_snapshot *current, void *userdata,
+                         const void **ret_data, size_t *ret_size) {
+        (void)current;
+        *ret_data = "new";
+        *ret_size = 4;
+        return *(const int *)userdata;
+}
+
+/* ev_value_update with fn returning *userdata; 1 (set) or, when fn keeps
+ * the value, 0 are the walk's success. */
+static int op_update(struct fixture *f, void *userdata) {
+        int result = *(const int *)userdata;
+        int r = ev_value_update(f->v, update_to_new, userdata);
+
+        if (r >= 0) {
+                cr_assert_eq(r, result > 0 ? 1 : 0, "ev_value_update gave %d", r);
+                return 0;
+        }
+        return r;
+}
+
 /* Everything a consumer does after its watch: get, wait, peek,
  * refcounting and the close of the watcher userdata.  None of it may
  * need a resource, so none of it can fail for want of one. */
@@ -219,6 +248,74 @@ Test(fault, set_owned_reports_enomem_and_leaves_the_buffer_to_the_caller) {
         cr_assert_eq(atomic_load(&log.calls), 0);
         fixture_finish(&f);
         cr_assert_eq(atomic_load(&log.calls), 1, "the owned buffer was not destroyed once");
+}
+
+Test(fault, set_flags_reports_enomem_and_keeps_the_value) {
+        struct set_flags_call c = { .bytes = "new", .flags = 0, .expected = 1 };
+        struct fixture f;
+
+        fixture_init(&f);
+        cr_assert_eq(walk_faults(&f, op_set_flags, &c, -ENOMEM), SITE(EV__FAULT_SNAPSHOT_ALLOC));
+        get_string_or_fail(f.seen, 2, "new");
+        get_string_or_fail(f.unseen, 2, "new");
+        fixture_finish(&f);
+}
+
+Test(fault, set_flags_if_changed_reports_enomem_and_keeps_the_value) {
+        struct set_flags_call c = { .bytes = "new", .flags = EV_VALUE_SET_IF_CHANGED, .expected = 1 };
+        struct fixture f;
+
+        fixture_init(&f);
+        cr_assert_eq(walk_faults(&f, op_set_flags, &c, -ENOMEM), SITE(EV__FAULT_SNAPSHOT_ALLOC));
+        get_string_or_fail(f.seen, 2, "new");
+        get_string_or_fail(f.unseen, 2, "new");
+        fixture_finish(&f);
+}
+
+/* The comparison comes before the copy: a skipped set cannot run out of memory. */
+Test(fault, set_if_changed_with_the_current_bytes_never_allocates) {
+        struct set_flags_call c = { .bytes = "before", .flags = EV_VALUE_SET_IF_CHANGED,
+                                    .expected = 0 };
+        struct fixture f;
+
+        fixture_init(&f);
+        cr_assert_eq(walk_faults(&f, op_set_flags, &c, -ENOMEM), 0);
+        assert_fixture_unchanged(&f);
+        fixture_finish(&f);
+}
+
+Test(fault, update_reports_enomem_and_keeps_the_value) {
+        int result = 1;
+        struct fixture f;
+
+        fixture_init(&f);
+        cr_assert_eq(walk_faults(&f, op_update, &result, -ENOMEM), SITE(EV__FAULT_SNAPSHOT_ALLOC));
+        get_string_or_fail(f.seen, 2, "new");
+        get_string_or_fail(f.unseen, 2, "new");
+        fixture_finish(&f);
+}
+
+/* An update whose fn keeps the value, or fails, needs no snapshot. */
+Test(fault, update_that_sets_nothing_never_allocates) {
+        static const int results[] = { 0, -ECANCELED };
+        struct fixture f;
+        size_t i;
+
+        fixture_init(&f);
+        for (i = 0; i < sizeof(results) / sizeof(results[0]); i++) {
+                int result = results[i];
+
+                if (result == 0) {
+                        cr_assert_eq(walk_faults(&f, op_update, &result, -ENOMEM), 0);
+                } else {
+                        ev__fault_arm(1, -ENOMEM);
+                        cr_assert_eq(ev_value_update(f.v, update_to_new, &result), result);
+                        cr_assert_eq(ev__fault_fired(), -1, "a failing update reached a fault site");
+                        ev__fault_arm(0, 0);
+                }
+                assert_fixture_unchanged(&f);
+        }
+        fixture_finish(&f);
 }
 
 Test(fault, watch_reports_enomem_emfile_enfile) {

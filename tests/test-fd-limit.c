@@ -33,7 +33,7 @@ struct fd_limit {
 };
 
 /* Number of open fds in this process, proc_fd included. */
-static int count_open_fds(const struct fd_limit *lim) {
+static int count_fds_below_limit(const struct fd_limit *lim) {
         char buf[4096] __attribute__((aligned(8)));
         int n = 0;
 
@@ -69,7 +69,7 @@ static void lower_fd_limit(struct fd_limit *lim) {
         if (lim->proc_fd < 0)
                 cr_skip_test("cannot open /proc/self/fd: %s", strerror(errno));
         cr_assert_eq(getrlimit(RLIMIT_NOFILE, &lim->saved), 0);
-        lim->soft = (rlim_t)count_open_fds(lim) + HEADROOM;
+        lim->soft = (rlim_t)count_fds_below_limit(lim) + HEADROOM;
         cr_assert_lt(lim->soft, lim->saved.rlim_cur, "the soft limit is already tiny");
         rl = lim->saved;
         rl.rlim_cur = lim->soft;
@@ -133,12 +133,12 @@ static void close_watchers(ev_value_watcher **ws, int n) {
 /* Watch once more, which must fail with -EMFILE without leaving an fd. */
 static void watch_expect_emfile(const struct fd_limit *lim, ev_value *v) {
         ev_value_watcher *w = WATCHER_SENTINEL;
-        int before = count_open_fds(lim);
+        int before = count_fds_below_limit(lim);
         int r = ev_value_watch(v, 0, &w);
 
         cr_assert_eq(r, -EMFILE, "ev_value_watch: got %d (%s), expected -EMFILE", r, strerror(-r));
         cr_assert_eq(w, WATCHER_SENTINEL, "failed ev_value_watch wrote *ret");
-        cr_assert_eq(count_open_fds(lim), before, "a failed ev_value_watch left an fd open");
+        cr_assert_eq(count_fds_below_limit(lim), before, "a failed ev_value_watch left an fd open");
 }
 
 Test(fd_limit, watch_at_limit_gives_emfile_and_leaks_no_fd, .timeout = 10) {
@@ -149,16 +149,16 @@ Test(fd_limit, watch_at_limit_gives_emfile_and_leaks_no_fd, .timeout = 10) {
 
         set_string_or_fail(v, "one");
         lower_fd_limit(&lim);
-        before = count_open_fds(&lim);
+        before = count_fds_below_limit(&lim);
         n = fill_watchers(v, ws);
         /* Each watcher costs exactly one fd, the failed call none. */
-        cr_assert_eq(count_open_fds(&lim), before + n);
+        cr_assert_eq(count_fds_below_limit(&lim), before + n);
         for (i = 0; i < 3; i++)
                 watch_expect_emfile(&lim, v);
-        cr_assert_eq(count_open_fds(&lim), before + n);
+        cr_assert_eq(count_fds_below_limit(&lim), before + n);
 
         close_watchers(ws, n);
-        cr_assert_eq(count_open_fds(&lim), before);
+        cr_assert_eq(count_fds_below_limit(&lim), before);
         restore_fd_limit(&lim);
         close(lim.proc_fd);
         ev_value_unref(v);
@@ -252,7 +252,7 @@ Test(fd_limit, set_get_and_wait_need_no_new_fd, .timeout = 10) {
 
         lower_fd_limit(&lim);
         n = fill_watchers(v, ws);
-        before = count_open_fds(&lim);
+        before = count_fds_below_limit(&lim);
 
         for (i = 1; i <= 3; i++) {
                 char buf[16] = "at limit 0";
@@ -274,7 +274,7 @@ Test(fd_limit, set_get_and_wait_need_no_new_fd, .timeout = 10) {
                 ev_snapshot_unref(s);
         }
         wait_fails_with(ws[0], 0, -1, -ETIMEDOUT);
-        cr_assert_eq(count_open_fds(&lim), before, "set, get or wait opened an fd");
+        cr_assert_eq(count_fds_below_limit(&lim), before, "set, get or wait opened an fd");
         close_or_fail(v);
         cr_assert(fd_readable(ev_watcher_get_fd(ws[0])));
         get_fails_with(ws[0], -EPIPE);

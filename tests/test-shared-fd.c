@@ -53,25 +53,6 @@ static void drain_string_or_fail(ev_value_watcher *w, uint64_t version, const ch
         get_fails_with(w, -EAGAIN);
 }
 
-/* Asserts that fd is an eventfd; returns its counter, read from
- * /proc/self/fdinfo without touching the fd. */
-static uint64_t eventfd_counter(int fd) {
-        char path[64], line[256];
-        uint64_t counter = 0;
-        bool found = false;
-        FILE *f;
-
-        snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
-        f = fopen(path, "re");
-        cr_assert_not_null(f, "open %s: %s", path, strerror(errno));
-        while (fgets(line, sizeof(line), f))
-                if (sscanf(line, "eventfd-count: %" SCNx64, &counter) == 1)
-                        found = true;
-        fclose(f);
-        cr_assert(found, "fd %d has no eventfd-count: not an eventfd", fd);
-        return counter;
-}
-
 /* Asserts that fd is open and an eventfd according to /proc/self/fd. */
 static void assert_is_eventfd(int fd) {
         char path[64], target[64];
@@ -88,7 +69,7 @@ static void assert_is_eventfd(int fd) {
 /* Number of open fds in this process, the directory's own included.  Reads
  * a /proc/self/fd directory opened by the caller, so that counting needs no
  * new fd (which matters at a lowered RLIMIT_NOFILE). */
-static int count_open_fds(DIR *proc_fd) {
+static int count_fds_in(DIR *proc_fd) {
         struct dirent *d;
         int n = 0;
 
@@ -249,7 +230,7 @@ static size_t count_sets(ev_value *v, int n) {
 Test(shared_fd, watchers_of_a_value_share_one_cloexec_nonblocking_eventfd, .timeout = 10) {
         enum { K = 4 };
         DIR *proc_fd = open_proc_fd_or_skip();
-        int before = count_open_fds(proc_fd);
+        int before = count_fds_in(proc_fd);
         ev_value *v = value_new_or_fail(), *v2 = value_new_or_fail();
         ev_value_watcher *ws[K], *own, *w2;
         int fd;
@@ -260,8 +241,8 @@ Test(shared_fd, watchers_of_a_value_share_one_cloexec_nonblocking_eventfd, .time
         for (int i = 1; i < K; i++)
                 cr_assert_eq(ev_watcher_get_fd(ws[i]), fd, "shared watcher %d has fd %d, not %d",
                              i, ev_watcher_get_fd(ws[i]), fd);
-        cr_assert_eq(count_open_fds(proc_fd), before + 1, "%d shared watchers opened %d fds",
-                     K, count_open_fds(proc_fd) - before);
+        cr_assert_eq(count_fds_in(proc_fd), before + 1, "%d shared watchers opened %d fds",
+                     K, count_fds_in(proc_fd) - before);
         assert_is_eventfd(fd);
         cr_assert(fcntl(fd, F_GETFD) & FD_CLOEXEC, "the shared fd lacks FD_CLOEXEC");
         cr_assert(fcntl(fd, F_GETFL) & O_NONBLOCK, "the shared fd lacks O_NONBLOCK");
@@ -269,21 +250,21 @@ Test(shared_fd, watchers_of_a_value_share_one_cloexec_nonblocking_eventfd, .time
         /* An own-fd watcher of the same value has its own fd. */
         own = watch_or_fail(v);
         cr_assert_neq(ev_watcher_get_fd(own), fd, "an own-fd watcher got the shared fd");
-        cr_assert_eq(count_open_fds(proc_fd), before + 2);
+        cr_assert_eq(count_fds_in(proc_fd), before + 2);
 
         /* Another value has a shared fd of its own. */
         w2 = watch_shared_or_fail(v2);
         cr_assert_neq(ev_watcher_get_fd(w2), fd, "two values share one fd");
         cr_assert_neq(ev_watcher_get_fd(w2), ev_watcher_get_fd(own));
         assert_is_eventfd(ev_watcher_get_fd(w2));
-        cr_assert_eq(count_open_fds(proc_fd), before + 3);
+        cr_assert_eq(count_fds_in(proc_fd), before + 3);
 
         /* The same fd for the watchers' whole lives, sets and close included. */
         set_string_or_fail(v, "a1");
         close_or_fail(v);
         for (int i = 0; i < K; i++)
                 cr_assert_eq(ev_watcher_get_fd(ws[i]), fd);
-        cr_assert_eq(count_open_fds(proc_fd), before + 3);
+        cr_assert_eq(count_fds_in(proc_fd), before + 3);
 
         for (int i = 0; i < K; i++)
                 ev_watcher_close(ws[i]);
@@ -937,7 +918,7 @@ Test(shared_fd, a_watcher_after_every_other_closed_gets_a_working_fd, .timeout =
 Test(shared_fd, no_fd_is_left_after_the_watchers_and_the_value_are_gone, .timeout = 10) {
         enum { K = 16 };
         DIR *proc_fd = open_proc_fd_or_skip();
-        int before = count_open_fds(proc_fd);
+        int before = count_fds_in(proc_fd);
         ev_value_watcher *ws[K], *own[2];
         ev_value *v;
         int fd;
@@ -949,7 +930,7 @@ Test(shared_fd, no_fd_is_left_after_the_watchers_and_the_value_are_gone, .timeou
         own[0] = watch_or_fail(v);
         own[1] = watch_or_fail(v);
         fd = ev_watcher_get_fd(ws[0]);
-        cr_assert_eq(count_open_fds(proc_fd), before + 3);
+        cr_assert_eq(count_fds_in(proc_fd), before + 3);
         set_string_or_fail(v, "a1");
         ev_snapshot_unref(get_or_fail(ws[0]));
         close_or_fail(v);
@@ -958,7 +939,7 @@ Test(shared_fd, no_fd_is_left_after_the_watchers_and_the_value_are_gone, .timeou
         ev_watcher_close(own[0]);
         ev_watcher_close(own[1]);
         ev_value_unref(v);
-        cr_assert_eq(count_open_fds(proc_fd), before, "%d fds left", count_open_fds(proc_fd) - before);
+        cr_assert_eq(count_fds_in(proc_fd), before, "%d fds left", count_fds_in(proc_fd) - before);
         cr_assert_eq(fcntl(fd, F_GETFD), -1, "the shared fd %d is still open", fd);
 
         /* The value unreferenced first: the last watcher takes the fd along. */
@@ -972,9 +953,9 @@ Test(shared_fd, no_fd_is_left_after_the_watchers_and_the_value_are_gone, .timeou
         ev_watcher_close(own[0]);
         for (int i = 0; i < K - 1; i++)
                 ev_watcher_close(ws[i]);
-        cr_assert_eq(count_open_fds(proc_fd), before + 1);
+        cr_assert_eq(count_fds_in(proc_fd), before + 1);
         ev_watcher_close(ws[K - 1]);
-        cr_assert_eq(count_open_fds(proc_fd), before, "%d fds left", count_open_fds(proc_fd) - before);
+        cr_assert_eq(count_fds_in(proc_fd), before, "%d fds left", count_fds_in(proc_fd) - before);
         cr_assert_eq(fcntl(fd, F_GETFD), -1, "the shared fd %d is still open", fd);
 
         closedir(proc_fd);
@@ -998,7 +979,7 @@ static void exhaust_fds(struct fd_limit *lim, DIR *proc_fd) {
 
         cr_assert_eq(getrlimit(RLIMIT_NOFILE, &lim->saved), 0);
         rl = lim->saved;
-        rl.rlim_cur = (rlim_t)count_open_fds(proc_fd);
+        rl.rlim_cur = (rlim_t)count_fds_in(proc_fd);
         cr_assert_lt(rl.rlim_cur, lim->saved.rlim_cur, "the soft limit is already tiny");
         cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0, "setrlimit: %s", strerror(errno));
         for (lim->n_fillers = 0; lim->n_fillers < MAX_FILLERS; lim->n_fillers++) {
@@ -1023,7 +1004,7 @@ static void restore_fds(struct fd_limit *lim) {
 Test(shared_fd, emfile_when_the_shared_fd_cannot_be_created_leaks_nothing, .timeout = 10) {
         struct destroy_log log = { 0 };
         DIR *proc_fd = open_proc_fd_or_skip();
-        int start = count_open_fds(proc_fd), before;
+        int start = count_fds_in(proc_fd), before;
         struct fd_limit lim;
         ev_value *v = value_new_or_fail(), *other = value_new_or_fail();
         ev_value_watcher *w, *o1, *o2;
@@ -1034,7 +1015,7 @@ Test(shared_fd, emfile_when_the_shared_fd_cannot_be_created_leaks_nothing, .time
         o1 = watch_shared_or_fail(other); /* other's shared fd exists */
 
         exhaust_fds(&lim, proc_fd);
-        before = count_open_fds(proc_fd);
+        before = count_fds_in(proc_fd);
         for (int i = 0; i < 3; i++) {
                 int r;
 
@@ -1043,12 +1024,12 @@ Test(shared_fd, emfile_when_the_shared_fd_cannot_be_created_leaks_nothing, .time
                 cr_assert_eq(r, -EMFILE, "ev_value_watch(SHARED_FD) at the fd limit: got %d (%s)",
                              r, strerror(-r));
                 cr_assert_eq(w, WATCHER_SENTINEL, "a failed ev_value_watch wrote *ret");
-                cr_assert_eq(count_open_fds(proc_fd), before, "a failed ev_value_watch left an fd");
+                cr_assert_eq(count_fds_in(proc_fd), before, "a failed ev_value_watch left an fd");
         }
         /* A value whose shared fd exists needs no new fd for more watchers. */
         o2 = watch_shared_or_fail(other);
         cr_assert_eq(ev_watcher_get_fd(o2), ev_watcher_get_fd(o1));
-        cr_assert_eq(count_open_fds(proc_fd), before);
+        cr_assert_eq(count_fds_in(proc_fd), before);
 
         /* Room again: the watch succeeds, is readable, and gets. */
         restore_fds(&lim);
@@ -1070,7 +1051,7 @@ Test(shared_fd, emfile_when_the_shared_fd_cannot_be_created_leaks_nothing, .time
         cr_assert_eq(atomic_load(&log.calls), 0);
         ev_value_unref(v);
         cr_assert_eq(atomic_load(&log.calls), 1, "a failed ev_value_watch kept the value alive");
-        cr_assert_eq(count_open_fds(proc_fd), start, "%d fds left", count_open_fds(proc_fd) - start);
+        cr_assert_eq(count_fds_in(proc_fd), start, "%d fds left", count_fds_in(proc_fd) - start);
         closedir(proc_fd);
 }
 

@@ -32,19 +32,6 @@ static int64_t now_us(void) {
         return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static int eventfd_or_fail(void) {
-        int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-
-        cr_assert_geq(fd, 0, "eventfd: %s", strerror(errno));
-        return fd;
-}
-
-static void eventfd_write_one(int fd) {
-        uint64_t one = 1;
-
-        cr_assert_eq(write(fd, &one, sizeof(one)), (ssize_t)sizeof(one));
-}
-
 /* The counter of a non-blocking eventfd, read (and so reset) now; 0 when
  * nothing had been written. */
 static uint64_t eventfd_drain(int fd) {
