@@ -18,7 +18,8 @@
  *     instead ev_watcher_close its watcher between any two gets.  The
  *     watchers are attached, armed, before anything runs; with
  *     LATE_WATCHER, consumer 1 attaches its own (watcher_attach_own_fd) at
- *     any point, so possibly after sets or the close;
+ *     any point, so possibly after sets or the close, with flags 0 or
+ *     EV_VALUE_WATCH_SKIP_CURRENT;
  *   - monitor: the invariants (a) and (b) below, in every reachable state.
  * Each Promela step is one atomic step of the C code: one atomic load,
  * store or read-modify-write, one eventfd read or write, one mutex lock or
@@ -361,12 +362,16 @@ inline watcher_attach(i) {
 	atomic {
 		ls = state;
 		if
-		:: ls == 0 -> linked[i] = true  /* armed */
+		:: seen[i] = ls         /* EV_VALUE_WATCH_SKIP_CURRENT */
+		:: true                 /* flags 0: nothing seen */
+		fi;
+		if
+		:: ls == seen[i] && !(ls & CLOSED) -> linked[i] = true  /* armed */
 		:: else
 		fi
 	};
 	if
-	:: ls != 0 ->
+	:: !linked[i] ->
 		eventfd_write(i);
 		signaled[i] = true;
 		linked[i] = true
@@ -381,7 +386,9 @@ proctype consumer(byte i; bool late) {
 
 #ifdef LATE_WATCHER
 	if
-	:: late -> watcher_attach(i)
+	:: late ->
+		watcher_attach(i);
+		last = seen[i] >> 1     /* what SKIP_CURRENT counts as seen */
 	:: else
 	fi;
 #endif
