@@ -578,17 +578,20 @@ static void watched_shared(struct watcher_model *wm) {
                 vm->shared_written = true;
 }
 
-/* c & 3: 0 and 3 own fd, 1 shared fd, 2 an undefined flag. */
+/* c & 3: 0 and 3 own fd, 1 shared fd, 2 an undefined flag; with c & 0x40,
+ * a defined choice also skips the current snapshot. */
 static unsigned watch_flags(uint8_t c, bool *valid) {
+        unsigned skip = c & 0x40 ? EV_VALUE_WATCH_SKIP_CURRENT : 0;
+
         *valid = true;
         switch (c & 3) {
         case 1:
-                return EV_VALUE_WATCH_SHARED_FD;
+                return EV_VALUE_WATCH_SHARED_FD | skip;
         case 2:
                 *valid = false;
-                return 1u << (1 + (c >> 2) % 31) | (c & 0x80 ? EV_VALUE_WATCH_SHARED_FD : 0);
+                return 1u << (2 + (c >> 2) % 30) | (c & 0x80 ? EV_VALUE_WATCH_SHARED_FD : 0);
         default:
-                return 0;
+                return skip;
         }
 }
 
@@ -611,7 +614,10 @@ static void op_watch(const struct op *op) {
         r = ev_value_watch(vm->v, flags, &w);
         CHECK(r == 0, "ev_value_watch gave %d", r);
         CHECK(w && w != SENTINEL_WATCHER, "ev_value_watch gave no watcher");
-        *wm = (struct watcher_model){ w, vm, flags != 0, ev_watcher_get_fd(w), 0 };
+        /* Skipping the current snapshot is having seen it. */
+        *wm = (struct watcher_model){ w, vm, (flags & EV_VALUE_WATCH_SHARED_FD) != 0,
+                                      ev_watcher_get_fd(w),
+                                      flags & EV_VALUE_WATCH_SKIP_CURRENT ? vm->version : 0 };
         vm->watchers++;
         check_new_fd(wm);
         if (wm->shared)

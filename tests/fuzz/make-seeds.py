@@ -19,7 +19,8 @@ thread, 1 and 2 the workers that run in turn with it).  Operands:
   REF       a: value
   UNREF     a: value (the last harness reference empties the slot)
   WATCH     a: watcher slot (mod 6), b: value, c: c & 3: 0 or 3 own fd,
-            1 EV_VALUE_WATCH_SHARED_FD, 2 an undefined flag (-EINVAL)
+            1 EV_VALUE_WATCH_SHARED_FD, 2 an undefined flag (-EINVAL);
+            c & 0x40 adds EV_VALUE_WATCH_SKIP_CURRENT to 0, 1 and 3
   WGET      a: watcher, b: held slot
   WAIT      a: watcher, b: held slot, c: cancel fd (c & 7: 1 the harness's
             eventfd, 2 a hung-up pipe, 3 an fd that is not open, 4 -2,
@@ -44,7 +45,7 @@ OPS = ["NEW", "SET", "SET_OWNED", "GET", "VERSION", "CLOSE", "REF", "UNREF",
 CODE = {name: i for i, name in enumerate(OPS)}
 
 # Handy operand values.
-OWN, SHARED, BADFLAG = 0, 1, 2
+OWN, SHARED, BADFLAG, SKIP = 0, 1, 2, 0x40
 SIZE0, SIZE0_NULL, SIZE1 = 0, 4, 1
 
 
@@ -122,6 +123,14 @@ SEEDS = {
         op("WAIT", 1, 1, wait_c(0)), op("WGET", 1, 1), op("WGET", 1, 2),
         op("WCLOSE", 0), op("WCLOSE", 1), op("WATCH", 0, 1, SHARED),
         op("SET", 1, SIZE1, 2), op("WGET", 0, 3), op("WGET", 2, 4),
+    ],
+    # Watchers that skip the current snapshot: only later sets and the close.
+    "skip-current": [
+        op("NEW", 0), op("SET", 0, small(4), 1), op("WATCH", 0, 0, OWN | SKIP),
+        op("WATCH", 1, 0, SHARED | SKIP), op("WGET", 0, 0), op("WGET", 1, 1),
+        op("SET", 0, small(5), 2), op("WGET", 0, 2), op("WGET", 1, 3),
+        op("CLOSE", 0), op("WATCH", 2, 0, OWN | SKIP), op("WGET", 2, 4),
+        op("WGET", 0, 5),
     ],
     # Every group of bad arguments, on own and shared watchers.
     "bad-args": [
