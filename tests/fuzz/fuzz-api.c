@@ -10,7 +10,7 @@
  * that each adopted buffer is destroyed exactly once, only after its last
  * reference; each input releases everything it made.  The input is a
  * sequence of 4-byte records [op | thread << 5] [a] [b] [c]; a trailing
- * partial record is ignored.  op (mod 18) is one of the OP_* below, thread
+ * partial record is ignored.  op (mod 19) is one of the OP_* below, thread
  * (mod 3) says who runs it: 0 the fuzzer's thread, 1 and 2 two workers that
  * run strictly in turn with it, so that references and the lock-free get
  * cross threads while every run stays deterministic.  a, b and c are the
@@ -78,6 +78,7 @@ enum op_code {
         OP_BAD,         /* a: group of bad calls, b: value or watcher, c: size */
         OP_SET_BIG,     /* a: value, c: data seed; 1 MiB, once per input */
         OP_CHECK_HELD,  /* a: held slot, re-checked without releasing it */
+        OP_SET_IF_CHANGED, /* as OP_SET, with EV_VALUE_SET_IF_CHANGED */
         N_OPS
 };
 
@@ -416,6 +417,38 @@ static void op_set(const struct op *op) {
         expect_set(vm, ev_value_set(vm->v, data, size), size, op->c, false, NULL);
         /* A set copies: scribbling over the source must not show. */
         memset(scratch, 0xa5, size);
+}
+
+/* Whether v's current snapshot holds exactly size bytes of data; the
+ * snapshot itself is checked against the model by every get. */
+static bool current_holds(ev_value *v, const void *data, size_t size) {
+        ev_value_snapshot *s;
+        bool same;
+
+        if (ev_value_get(v, &s) < 0)
+                return false;
+        same = ev_snapshot_size(s) == size &&
+               (size == 0 || memcmp(ev_snapshot_data(s), data, size) == 0);
+        ev_snapshot_unref(s);
+        return same;
+}
+
+/* A set of the current bytes is skipped: 0, no version, no wake-up. */
+static void op_set_if_changed(const struct op *op) {
+        struct value_model *vm = value_at(op->a);
+        size_t size = small_size(op->b);
+        bool same;
+        int r;
+
+        if (!vm)
+                return;
+        fill(scratch, size, op->c);
+        same = !vm->closed && current_holds(vm->v, scratch, size);
+        r = ev_value_set_flags(vm->v, scratch, size, EV_VALUE_SET_IF_CHANGED);
+        if (same)
+                CHECK(r == 0, "a set of the current bytes gave %d, not 0 (skipped)", r);
+        else
+                expect_set(vm, r == 1 ? 0 : r, size, op->c, false, NULL);
 }
 
 /* Rare and once per input, so that executions stay fast. */
@@ -852,10 +885,14 @@ static void check_values(void) {
         for (i = 0; i < m.n_values; i++) {
                 const struct value_model *vm = &m.values[i];
 
-                if (vm->v)
-                        CHECK(ev_value_get_version(vm->v) == vm->version,
-                              "value version %" PRIu64 ", want %" PRIu64,
-                              ev_value_get_version(vm->v), vm->version);
+                if (!vm->v)
+                        continue;
+                CHECK(ev_value_get_version(vm->v) == vm->version,
+                      "value version %" PRIu64 ", want %" PRIu64,
+                      ev_value_get_version(vm->v), vm->version);
+                CHECK(ev_value_get_watcher_count(vm->v) == vm->watchers,
+                      "watcher count %zu, want %u", ev_value_get_watcher_count(vm->v),
+                      (unsigned)vm->watchers);
         }
 }
 
@@ -948,6 +985,7 @@ static void exec_op(const struct op *op) {
                 [OP_BAD] = op_bad,
                 [OP_SET_BIG] = op_set_big,
                 [OP_CHECK_HELD] = op_check_held,
+                [OP_SET_IF_CHANGED] = op_set_if_changed,
         };
 
         table[op->code](op);

@@ -3,7 +3,7 @@
 """Write the seed corpus of tests/fuzz/fuzz-api.c, one scenario per file.
 
 An input is a sequence of 4-byte records  [op | thread << 5] [a] [b] [c]:
-op (mod 18) is one of the OP_* below, thread (mod 3) runs it (0 the fuzzer's
+op (mod 19) is one of the OP_* below, thread (mod 3) runs it (0 the fuzzer's
 thread, 1 and 2 the workers that run in turn with it).  Operands:
 
   NEW       a: value slot (mod 3), used only when empty
@@ -34,6 +34,8 @@ thread, 1 and 2 the workers that run in turn with it).  Operands:
             2 bad arguments on watcher b; c: size or cancel fd offset
   SET_BIG   a: value, c: seed; 1 MiB, only the first one of an input
   CHECK     a: held slot, re-checked in place
+  SET_IF_CHANGED  as SET, with EV_VALUE_SET_IF_CHANGED: skipped (0) when the
+            value already holds those bytes
 
 Run it from anywhere: it rewrites tests/fuzz/corpus/seed-* next to itself.
 """
@@ -41,7 +43,7 @@ import os
 
 OPS = ["NEW", "SET", "SET_OWNED", "GET", "VERSION", "CLOSE", "REF", "UNREF",
        "WATCH", "WGET", "WAIT", "WCLOSE", "SREF", "SUNREF", "CANCEL", "BAD",
-       "SET_BIG", "CHECK"]
+       "SET_BIG", "CHECK", "SET_IF_CHANGED"]
 CODE = {name: i for i, name in enumerate(OPS)}
 
 # Handy operand values.
@@ -131,6 +133,14 @@ SEEDS = {
         op("SET", 0, small(5), 2), op("WGET", 0, 2), op("WGET", 1, 3),
         op("CLOSE", 0), op("WATCH", 2, 0, OWN | SKIP), op("WGET", 2, 4),
         op("WGET", 0, 5),
+    ],
+    # Sets of unchanged bytes are skipped; changed ones set.
+    "set-if-changed": [
+        op("NEW", 0), op("WATCH", 0, 0), op("SET_IF_CHANGED", 0, small(6), 3),
+        op("WGET", 0, 0), op("SET_IF_CHANGED", 0, small(6), 3), op("WGET", 0, 1),
+        op("SET_IF_CHANGED", 0, small(6), 4), op("WGET", 0, 2),
+        op("SET_IF_CHANGED", 0, SIZE0, 0), op("SET_IF_CHANGED", 0, SIZE0, 9),
+        op("CLOSE", 0), op("SET_IF_CHANGED", 0, small(6), 4),
     ],
     # Every group of bad arguments, on own and shared watchers.
     "bad-args": [
