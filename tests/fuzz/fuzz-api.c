@@ -10,7 +10,7 @@
  * that each adopted buffer is destroyed exactly once, only after its last
  * reference; each input releases everything it made.  The input is a
  * sequence of 4-byte records [op | thread << 5] [a] [b] [c]; a trailing
- * partial record is ignored.  op (mod 19) is one of the OP_* below, thread
+ * partial record is ignored.  op (mod 21) is one of the OP_* below, thread
  * (mod 3) says who runs it: 0 the fuzzer's thread, 1 and 2 two workers that
  * run strictly in turn with it, so that references and the lock-free get
  * cross threads while every run stays deterministic.  a, b and c are the
@@ -79,6 +79,8 @@ enum op_code {
         OP_SET_BIG,     /* a: value, c: data seed; 1 MiB, once per input */
         OP_CHECK_HELD,  /* a: held slot, re-checked without releasing it */
         OP_SET_IF_CHANGED, /* as OP_SET, with EV_VALUE_SET_IF_CHANGED */
+        OP_UPDATE,      /* a: value, b: size class, c: seed; c % 3: set, keep, fail */
+        OP_WAIT_UNTIL,  /* a: watcher, b: held slot, c: lowest version accepted */
         N_OPS
 };
 
@@ -451,6 +453,52 @@ static void op_set_if_changed(const struct op *op) {
                 expect_set(vm, r == 1 ? 0 : r, size, op->c, false, NULL);
 }
 
+struct update_call {
+        const struct value_model *vm;
+        size_t size;
+        uint8_t seed;
+        int result;             /* what the function returns */
+        bool called;
+};
+
+/* The function of ev_value_update: sees the current snapshot (NULL before
+ * the first set) and offers size bytes of seed. */
+static int update_fn(const ev_value_snapshot *current, void *userdata, const void **ret_data,
+                     size_t *ret_size) {
+        struct update_call *u = userdata;
+
+        u->called = true;
+        if (u->vm->version == 0)
+                CHECK(!current, "update of a never-set value saw a snapshot");
+        else
+                check_snapshot(current, u->vm, u->vm->version);
+        fill(scratch, u->size, u->seed);
+        *ret_data = scratch;
+        *ret_size = u->size;
+        return u->result;
+}
+
+static void op_update(const struct op *op) {
+        static const int results[] = { 1, 0, -ECANCELED };
+        struct value_model *vm = value_at(op->a);
+        struct update_call u;
+        int r;
+
+        if (!vm)
+                return;
+        u = (struct update_call){ vm, small_size(op->b), op->c, results[op->c % 3], false };
+        r = ev_value_update(vm->v, update_fn, &u);
+        if (vm->closed) {
+                CHECK(r == -EPIPE && !u.called, "update of a closed value gave %d", r);
+                return;
+        }
+        CHECK(u.called, "update did not call its function");
+        if (u.result == 1)
+                expect_set(vm, r == 1 ? 0 : r, u.size, u.seed, false, NULL);
+        else
+                CHECK(r == u.result, "update whose function gave %d returned %d", u.result, r);
+}
+
 /* Rare and once per input, so that executions stay fast. */
 static void op_set_big(const struct op *op) {
         struct value_model *vm = value_at(op->a);
@@ -742,6 +790,37 @@ static void op_wait(const struct op *op) {
               "wait with nothing new (cancel readable %d) gave %d", k.readable, r);
 }
 
+static bool accept_from(const ev_value_snapshot *s, void *userdata) {
+        return ev_snapshot_version(s) >= *(const uint64_t *)userdata;
+}
+
+/* With timeout 0: the unseen snapshot if accepted; a rejected one is
+ * consumed, then -EPIPE if it was a closed value's last, else -ETIMEDOUT. */
+static void op_wait_until(const struct op *op) {
+        struct watcher_model *wm = watcher_at(op->a);
+        ev_value_snapshot *s = SENTINEL_SNAP;
+        uint64_t from = op->c;
+        int r;
+
+        if (!wm)
+                return;
+        r = ev_watcher_wait_until(wm->w, accept_from, &from, 0, -1, &s);
+        if (wm->shared) {
+                CHECK(r == -EOPNOTSUPP && s == SENTINEL_SNAP, "wait_until on a shared fd gave %d",
+                      r);
+                return;
+        }
+        if (unseen(wm) && wm->vm->version >= from) {
+                expect_take(wm, r, s, op->b);
+                return;
+        }
+        if (unseen(wm))
+                wm->last = wm->vm->version; /* rejected: consumed */
+        CHECK(s == SENTINEL_SNAP, "failed wait_until wrote its output");
+        CHECK(r == (wm->vm->closed ? -EPIPE : -ETIMEDOUT),
+              "wait_until with nothing accepted (closed %d) gave %d", wm->vm->closed, r);
+}
+
 static void op_wclose(const struct op *op) {
         struct watcher_model *wm = watcher_at(op->a);
 
@@ -986,6 +1065,8 @@ static void exec_op(const struct op *op) {
                 [OP_SET_BIG] = op_set_big,
                 [OP_CHECK_HELD] = op_check_held,
                 [OP_SET_IF_CHANGED] = op_set_if_changed,
+                [OP_UPDATE] = op_update,
+                [OP_WAIT_UNTIL] = op_wait_until,
         };
 
         table[op->code](op);

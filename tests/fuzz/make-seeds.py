@@ -3,7 +3,7 @@
 """Write the seed corpus of tests/fuzz/fuzz-api.c, one scenario per file.
 
 An input is a sequence of 4-byte records  [op | thread << 5] [a] [b] [c]:
-op (mod 19) is one of the OP_* below, thread (mod 3) runs it (0 the fuzzer's
+op (mod 21) is one of the OP_* below, thread (mod 3) runs it (0 the fuzzer's
 thread, 1 and 2 the workers that run in turn with it).  Operands:
 
   NEW       a: value slot (mod 3), used only when empty
@@ -36,6 +36,10 @@ thread, 1 and 2 the workers that run in turn with it).  Operands:
   CHECK     a: held slot, re-checked in place
   SET_IF_CHANGED  as SET, with EV_VALUE_SET_IF_CHANGED: skipped (0) when the
             value already holds those bytes
+  UPDATE    a: value, b: size class, c: seed; the function sets (c % 3 == 0),
+            keeps (1) or fails with -ECANCELED (2)
+  WAIT_UNTIL  a: watcher, b: held slot, c: the lowest version accepted;
+            timeout 0, no cancel fd
 
 Run it from anywhere: it rewrites tests/fuzz/corpus/seed-* next to itself.
 """
@@ -43,7 +47,7 @@ import os
 
 OPS = ["NEW", "SET", "SET_OWNED", "GET", "VERSION", "CLOSE", "REF", "UNREF",
        "WATCH", "WGET", "WAIT", "WCLOSE", "SREF", "SUNREF", "CANCEL", "BAD",
-       "SET_BIG", "CHECK", "SET_IF_CHANGED"]
+       "SET_BIG", "CHECK", "SET_IF_CHANGED", "UPDATE", "WAIT_UNTIL"]
 CODE = {name: i for i, name in enumerate(OPS)}
 
 # Handy operand values.
@@ -141,6 +145,16 @@ SEEDS = {
         op("SET_IF_CHANGED", 0, small(6), 4), op("WGET", 0, 2),
         op("SET_IF_CHANGED", 0, SIZE0, 0), op("SET_IF_CHANGED", 0, SIZE0, 9),
         op("CLOSE", 0), op("SET_IF_CHANGED", 0, small(6), 4),
+    ],
+    # Read-modify-write and waiting for a version.
+    "update-wait-until": [
+        op("NEW", 0), op("WATCH", 0, 0), op("WATCH", 1, 0, SHARED),
+        op("UPDATE", 0, small(4), 3), op("UPDATE", 0, small(4), 4),
+        op("UPDATE", 0, small(4), 5), op("WAIT_UNTIL", 0, 0, 3),
+        op("WAIT_UNTIL", 0, 0, 1), op("UPDATE", 0, SIZE1, 6),
+        op("WAIT_UNTIL", 0, 1, 2), op("WAIT_UNTIL", 1, 1, 0),
+        op("UPDATE", 0, small(3), 9), op("CLOSE", 0),
+        op("WAIT_UNTIL", 0, 2, 9), op("UPDATE", 0, small(3), 9),
     ],
     # Every group of bad arguments, on own and shared watchers.
     "bad-args": [
