@@ -6,7 +6,8 @@
  * monotonic time and short sleeps, fd readiness, the process's open fd
  * count and memory use, the scale factor read from EV_VALUE_STRESS_SCALE
  * (so valgrind and TSan runs can be made smaller and soak runs larger), and
- * an alarm()-based guard that turns a hang into a failure.
+ * an alarm()-based guard that turns a hang into a failure; and whether
+ * valgrind or a sanitizer runs the program.
  */
 #ifndef EV_VALUE_STRESS_H
 #define EV_VALUE_STRESS_H
@@ -26,6 +27,28 @@
 #include <unistd.h>
 
 #include "ev-value.h"
+
+/* RUNNING_ON_VALGRIND and UNDER_SANITIZER: under either, memory figures
+ * (RSS, the allocator's counts) are the tool's, not the program's. */
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#endif
+#endif
+#ifndef RUNNING_ON_VALGRIND
+#define RUNNING_ON_VALGRIND 0
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define UNDER_SANITIZER 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || \
+        __has_feature(memory_sanitizer)
+#define UNDER_SANITIZER 1
+#endif
+#endif
+#ifndef UNDER_SANITIZER
+#define UNDER_SANITIZER 0
+#endif
 
 /* Print "file:line: FAIL: message" and exit 1; callable from any thread. */
 #define fail(...) stress_fail(__FILE__, __LINE__, __VA_ARGS__)

@@ -58,36 +58,7 @@
 /* Handler runs during a wait before the mid-stream set: about 100 ms. */
 #define SIGNALS_BEFORE_SET 100
 
-static int64_t now_us(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* ---------------------------------------------------- a stream of signals */
-
-/* Runs of the SIGUSR1 handler, for the whole process.  A lock-free atomic
- * may be used from a handler. */
-static atomic_int n_signals;
-
-static void on_sigusr1(int sig) {
-        (void)sig;
-        atomic_fetch_add(&n_signals, 1);
-}
-
-/* Asserts that the handler is installed without SA_RESTART.  ppoll(2) is
- * never restarted after a handler runs, SA_RESTART or not (signal(7)), but
- * without the flag no call the library could make is restarted either:
- * every EINTR reaches the library. */
-static void install_sigusr1_handler(void) {
-        struct sigaction sa = { .sa_handler = on_sigusr1 };
-
-        sigemptyset(&sa.sa_mask);
-        sa.sa_flags = 0;
-        cr_assert_eq(sigaction(SIGUSR1, &sa, NULL), 0, "sigaction: %s", strerror(errno));
-        atomic_store(&n_signals, 0);
-}
 
 /* A thread that sends SIGUSR1 to target every millisecond until told to
  * stop.  The steps are absolute CLOCK_MONOTONIC times, so a late wake-up is

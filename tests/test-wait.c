@@ -25,13 +25,6 @@
 
 #include "helpers.h"
 
-static int64_t now_us(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* The counter of a non-blocking eventfd, read (and so reset) now; 0 when
  * nothing had been written. */
 static uint64_t eventfd_drain(int fd) {
@@ -404,24 +397,6 @@ Test(wait, cancel_fd_below_minus_one_gives_einval, .timeout = 10) {
 
         ev_watcher_close(w);
         ev_value_unref(v);
-}
-
-/* Signals: a handler installed without SA_RESTART, so every signal
- * interrupts the library's sleep with EINTR. */
-static atomic_int n_signals;
-
-static void on_sigusr1(int sig) {
-        (void)sig;
-        atomic_fetch_add(&n_signals, 1);
-}
-
-static void install_sigusr1_handler(void) {
-        struct sigaction sa = { .sa_handler = on_sigusr1 };
-
-        sigemptyset(&sa.sa_mask);
-        sa.sa_flags = 0;
-        cr_assert_eq(sigaction(SIGUSR1, &sa, NULL), 0);
-        atomic_store(&n_signals, 0);
 }
 
 struct signaller {
