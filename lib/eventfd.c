@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Creating, writing and draining a watcher's eventfd.  The protocol in
- * internal.h writes a watcher's own eventfd only while its counter is zero;
+ * notify.c writes a watcher's own eventfd only while its counter is zero;
  * the shared eventfd is written once per set and never drained, and would
  * need 2^64 sets to fill.  So a write cannot fail and its result is
  * deliberately ignored.
@@ -37,3 +37,4 @@ bool ev__eventfd_clear(int fd) {
 
         return read(fd, &counter, sizeof(counter)) == sizeof(counter);
 }
+

@@ -1,34 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Private definitions shared by the files of lib/: the layout of a value and
- * of a watcher, the notification lists that connect them, and the internal
- * helpers each file offers the others.
- *
- * The notification protocol; the lists are under value->lock:
- *   - a watcher on value->armed has seen the value's current state and its
- *     eventfd counter is zero;
- *   - a watcher on value->signaled is owed exactly one eventfd write, made
- *     or about to be made, that it has not consumed; or the value is closed;
- *   - a set or close collects every armed watcher, marks it signaled and
- *     moves the whole armed list to the signaled list in one splice, so
- *     watchers that already hold a notification cost a set nothing; it
- *     makes the writes after releasing the lock, so that a consumer it
- *     wakes never finds the lock taken by the producer's system calls;
- *   - pending_writes counts the collected writes not yet made: a get that
- *     finds its eventfd still empty waits for that write before clearing
- *     it, and ev_watcher_close waits for it before closing the fd, so a set
- *     never writes to a closed, possibly reused, fd number;
- *   - a get that finds a new state clears its eventfd and re-arms (unless
- *     the value is closed: then the eventfd stays readable forever).
- * value->state (version << 1 | closed) is also published atomically, so a
- * get that finds nothing new compares two integers and makes no system call.
- * lib/notify.pml models this protocol step by step for spin (make check
- * runs it): change the model with the code.
- *
- * Watchers made with EV_VALUE_WATCH_SHARED_FD are on neither list: they all
- * use value->shared_fd, which every set and the close write once, whatever
- * the watchers consumed, and which is never drained.  It is readable from
- * the first set on, so it is only useful edge-triggered.
+ * Private definitions shared by the files of lib/: the layout of a value,
+ * of a watcher and of a snapshot, and the internal calls each file offers
+ * the others.  No lock is shared between producers and consumers:
+ *   - producers (set, update, close) serialise on value->lock, which they
+ *     hold only to assign the next version: no system call, no wait, and
+ *     no consumer ever takes it;
+ *   - consumers take the current snapshot through value->current, a
+ *     split reference count (slot.c), and compare value->state with their
+ *     own seen state, without a lock;
+ *   - the notification protocol that connects a set to the watchers it
+ *     must wake (a lock-free stack of armed watchers and one atomic word
+ *     per watcher) is all in notify.c, which lib/notify.pml models.
  */
 #ifndef EV_VALUE_INTERNAL_H
 #define EV_VALUE_INTERNAL_H
@@ -41,39 +24,43 @@
 
 #include "ev-value.h"
 #include "fault.h"
-#include "list.h"
 
 #define EV_VALUE_PUBLIC __attribute__((visibility("default")))
 
-/* Low bit of value->state; the version is state >> 1. */
+/* Low bit of value->state; the version is state >> 1.  A state only ever
+ * grows: each set adds VERSION_ONE, the close sets CLOSED. */
 #define EV_VALUE_STATE_CLOSED UINT64_C(1)
 #define EV_VALUE_STATE_VERSION_ONE UINT64_C(2)
 
+/* Separates what consumers write (the armed stack) from what they only
+ * read (the state), so that a consumer's push does not evict the state
+ * from the other consumers' caches. */
+#define EV_VALUE_CACHE_LINE 64
+
 struct ev_value {
-        atomic_ulong n_ref;
-        /* version << 1 | closed; written under lock, read anywhere. */
+        /* version << 1 | closed; stored by producers under lock, read
+         * anywhere. */
         _Atomic uint64_t state;
-        pthread_mutex_t lock;
-        pthread_cond_t writes_done; /* a closer waits here for pending_writes */
-        atomic_uint closers_waiting;
-        ev_value_snapshot *current; /* NULL until the first set */
-        struct ev__list armed;      /* watchers whose eventfd is clear */
-        struct ev__list signaled;   /* watchers whose eventfd is readable */
-        int shared_fd;              /* -1 until the first shared-fd watcher */
-        size_t n_shared;            /* live shared-fd watchers */
+        /* The current snapshot as a split reference count (slot.c). */
+        _Atomic uint64_t current;
+        atomic_ulong n_ref;
         atomic_size_t n_watchers;   /* live watchers of either kind */
+        atomic_size_t n_shared;     /* live shared-fd watchers */
+        atomic_int shared_fd;       /* -1 until the first shared-fd watcher */
+        pthread_mutex_t lock;       /* serialises producers, and only them */
+        /* Watchers waiting for a state newer than their own (notify.c). */
+        _Alignas(EV_VALUE_CACHE_LINE) _Atomic(ev_value_watcher *) armed;
 };
 
 struct ev_value_watcher {
-        ev_value *value;         /* referenced: a watcher keeps its value alive */
-        struct ev__list node;    /* on value->armed or value->signaled, or alone */
-        uint64_t seen_state;     /* value->state at the last get; 0 before */
-        int fd;                  /* eventfd, EFD_CLOEXEC | EFD_NONBLOCK */
-        bool shared;             /* fd is value->shared_fd, not owned */
-        bool signaled;           /* under value->lock: on value->signaled */
-        atomic_flag busy;        /* held by the one get or wait in progress */
-        atomic_uint pending_writes; /* collected by a set, not yet written */
-        ev_value_watcher *batch_next; /* the collecting set's list */
+        ev_value *value;            /* referenced: a watcher keeps its value alive */
+        /* The notification word of notify.c: seen << 3 | flags. */
+        _Atomic uint64_t notify;
+        ev_value_watcher *next;     /* link on value->armed, or in a collected batch */
+        uint64_t seen_state;        /* the consumer's: value->state at its last get */
+        int fd;                     /* eventfd, EFD_CLOEXEC | EFD_NONBLOCK */
+        bool shared;                /* fd is value->shared_fd, not owned */
+        atomic_flag busy;           /* held by the one get or wait in progress */
 };
 
 struct ev_value_snapshot {
@@ -92,6 +79,32 @@ int ev__snapshot_new_owned(void *data, size_t size,
                            void (*destroy)(void *data, void *userdata), void *userdata,
                            ev_value_snapshot **ret);
 void ev__snapshot_discard(ev_value_snapshot *s);
+/* Drop a reference known to be the last one, without an atomic operation. */
+void ev__snapshot_destroy(ev_value_snapshot *s);
+
+/* slot.c: value->current */
+/* A new reference to the current snapshot, or NULL; lock-free. */
+ev_value_snapshot *ev__slot_take(_Atomic uint64_t *slot);
+/* The current snapshot, for a producer holding value->lock; no reference. */
+ev_value_snapshot *ev__slot_peek_locked(_Atomic uint64_t *slot);
+/* Make s current, under value->lock; returns what ev__slot_release needs. */
+uint64_t ev__slot_replace_locked(_Atomic uint64_t *slot, ev_value_snapshot *s);
+/* Drop the slot's reference to the snapshot ev__slot_replace_locked
+ * replaced, after unlocking: its destroy callback may call the library. */
+void ev__slot_release(uint64_t replaced);
+
+/* notify.c: the notification protocol. */
+/* A new own-fd watcher starts having seen `seen`: armed, or signalled at once. */
+void ev__notify_attach(ev_value_watcher *w, uint64_t seen);
+/* After a get that saw `seen` (value open): clear the fd and re-arm. */
+void ev__notify_rearm(ev_value_watcher *w, uint64_t seen);
+/* After a producer stored a new state: wake every armed watcher behind it. */
+void ev__notify_publish(ev_value *v);
+/* ev_watcher_close: after it, nothing the protocol does reaches w's fd;
+ * frees w, or leaves that to whoever still holds it. */
+void ev__notify_detach(ev_value_watcher *w);
+/* ev_value_unref: free the detached watchers still on the armed stack. */
+void ev__notify_free_detached(ev_value *v);
 
 /* eventfd.c */
 int ev__eventfd_new(void);

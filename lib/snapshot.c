@@ -22,6 +22,11 @@ static ev_value_snapshot *snapshot_alloc(size_t inline_size) {
         s = ev__fault(EV__FAULT_SNAPSHOT_ALLOC) ? NULL : malloc(sizeof(*s) + inline_size);
         if (!s)
                 return NULL;
+        if ((uintptr_t)s >> 48) {
+                /* Beyond what value->current can hold (slot.c). */
+                free(s);
+                return NULL;
+        }
         atomic_init(&s->n_ref, 1);
         s->version = 0;
         s->size = 0;
@@ -82,14 +87,17 @@ EV_VALUE_PUBLIC ev_value_snapshot *ev_snapshot_ref(ev_value_snapshot *s) {
         return s;
 }
 
+void ev__snapshot_destroy(ev_value_snapshot *s) {
+        if (s->destroy)
+                s->destroy(s->data, s->userdata);
+        free(s);
+}
+
 EV_VALUE_PUBLIC ev_value_snapshot *ev_snapshot_unref(ev_value_snapshot *s) {
         /* acq_rel: every holder's reads happen before destroy and free.  (A
          * release plus a separate acquire fence would do, but ThreadSanitizer
          * does not model fences.) */
-        if (!s || atomic_fetch_sub_explicit(&s->n_ref, 1, memory_order_acq_rel) != 1)
-                return NULL;
-        if (s->destroy)
-                s->destroy(s->data, s->userdata);
-        free(s);
+        if (s && atomic_fetch_sub_explicit(&s->n_ref, 1, memory_order_acq_rel) == 1)
+                ev__snapshot_destroy(s);
         return NULL;
 }

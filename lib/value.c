@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Values: the producer's side.  A set publishes a new snapshot and signals
- * the armed watchers under the value's lock (see internal.h); destroy
- * callbacks of replaced snapshots run after the lock is released, so they
- * may call back into the library.
+ * Values: the producer's side.  Producers serialise on the value's lock
+ * only to assign the next version: a set copies its data before taking it
+ * and notifies after releasing it, and no consumer ever takes it (see
+ * internal.h).  Destroy callbacks of replaced snapshots run after the lock
+ * is released, so they may call back into the library.
  */
 #include "config.h"
 
@@ -19,18 +20,17 @@ EV_VALUE_PUBLIC int ev_value_new(ev_value **ret) {
 
         if (!ret)
                 return -EINVAL;
-        v = ev__fault(EV__FAULT_VALUE_ALLOC) ? NULL : calloc(1, sizeof(*v));
+        v = ev__fault(EV__FAULT_VALUE_ALLOC) ? NULL : aligned_alloc(_Alignof(ev_value), sizeof(*v));
         if (!v)
                 return -ENOMEM;
-        atomic_init(&v->n_ref, 1);
         atomic_init(&v->state, 0);
-        atomic_init(&v->closers_waiting, 0);
+        atomic_init(&v->current, 0);
+        atomic_init(&v->n_ref, 1);
         atomic_init(&v->n_watchers, 0);
+        atomic_init(&v->n_shared, 0);
+        atomic_init(&v->shared_fd, -1);
         pthread_mutex_init(&v->lock, NULL);
-        pthread_cond_init(&v->writes_done, NULL);
-        ev__list_init(&v->armed);
-        ev__list_init(&v->signaled);
-        v->shared_fd = -1;
+        atomic_init(&v->armed, NULL);
         *ret = v;
         return 0;
 }
@@ -42,105 +42,46 @@ EV_VALUE_PUBLIC ev_value *ev_value_ref(ev_value *v) {
 }
 
 EV_VALUE_PUBLIC ev_value *ev_value_unref(ev_value *v) {
+        int shared_fd;
+
         /* acq_rel for the same reason as in ev_snapshot_unref. */
         if (!v || atomic_fetch_sub_explicit(&v->n_ref, 1, memory_order_acq_rel) != 1)
                 return NULL;
-        /* Watchers hold references, so none is left on the lists. */
-        ev_snapshot_unref(v->current);
-        if (v->shared_fd >= 0)
-                close(v->shared_fd);
-        pthread_cond_destroy(&v->writes_done);
+        /* Live watchers hold references: only closed ones can be left. */
+        ev__notify_free_detached(v);
+        ev__slot_release(atomic_load(&v->current));
+        shared_fd = atomic_load(&v->shared_fd);
+        if (shared_fd >= 0)
+                close(shared_fd);
         pthread_mutex_destroy(&v->lock);
         free(v);
         return NULL;
 }
 
-/* The eventfd writes a set or close owes: collected under the lock, made
- * after it is released. */
-struct notify_batch {
-        ev_value_watcher *first;
-        int shared_fd; /* -1 when no shared-fd watcher lives */
-};
-
-/* Under v->lock: mark every armed watcher signaled, collect it into batch
- * and move the whole armed list to the signaled list. */
-static void notify_collect(ev_value *v, struct notify_batch *batch) {
-        struct ev__list *node;
-
-        batch->first = NULL;
-        batch->shared_fd = v->n_shared > 0 ? v->shared_fd : -1;
-        for (node = v->armed.next; node != &v->armed; node = node->next) {
-                ev_value_watcher *w = ev__container_of(node, ev_value_watcher, node);
-
-                w->signaled = true;
-                atomic_fetch_add(&w->pending_writes, 1);
-                w->batch_next = batch->first;
-                batch->first = w;
-        }
-        ev__list_splice(&v->armed, &v->signaled);
-}
-
-/* Without the lock: make the collected writes, then wake any closer
- * waiting for them. */
-static void notify_flush(ev_value *v, const struct notify_batch *batch) {
-        ev_value_watcher *w = batch->first;
-
-        if (batch->shared_fd >= 0)
-                ev__eventfd_signal(batch->shared_fd);
-        while (w) {
-                /* Read next first: once written, w may be consumed, re-armed
-                 * and collected by another set; once pending_writes drops,
-                 * it may be closed and freed. */
-                ev_value_watcher *next = w->batch_next;
-
-                ev__eventfd_signal(w->fd);
-                atomic_fetch_sub(&w->pending_writes, 1);
-                w = next;
-        }
-        if (atomic_load(&v->closers_waiting) > 0) {
-                pthread_mutex_lock(&v->lock);
-                pthread_cond_broadcast(&v->writes_done);
-                pthread_mutex_unlock(&v->lock);
-        }
-}
-
-static bool value_is_closed_locked(const ev_value *v) {
+static bool value_is_closed_locked(ev_value *v) {
         return atomic_load_explicit(&v->state, memory_order_relaxed) & EV_VALUE_STATE_CLOSED;
 }
 
-/* Under v->lock, the value open: make s current with the next version and
- * collect the watchers to notify.  Returns the snapshot s replaces, which
- * the caller drops after unlocking and flushing the batch. */
-static ev_value_snapshot *value_replace_locked(ev_value *v, ev_value_snapshot *s,
-                                               struct notify_batch *batch) {
-        uint64_t state = atomic_load_explicit(&v->state, memory_order_relaxed);
-        ev_value_snapshot *old = v->current;
-
-        s->version = (state >> 1) + 1;
-        v->current = s;
-        /* Sequentially consistent so the new state is visible before any
-         * eventfd write of the batch can wake a consumer. */
-        atomic_store(&v->state, state + EV_VALUE_STATE_VERSION_ONE);
-        notify_collect(v, batch);
-        return old;
-}
-
 /* The end of every set, entered with v->lock held: when r is 1, make s
- * current with the next version; release the lock; then make the writes
- * and drop the replaced snapshot, whose destroy callback may call into the
- * library.  Returns r. */
+ * current with the next version; release the lock; then notify the
+ * watchers and drop the replaced snapshot, whose destroy callback may call
+ * into the library.  Returns r. */
 static int value_commit_unlock(ev_value *v, int r, ev_value_snapshot *s) {
-        struct notify_batch batch;
-        ev_value_snapshot *old;
+        uint64_t state, replaced;
 
         if (r != 1) {
                 pthread_mutex_unlock(&v->lock);
                 return r;
         }
-        old = value_replace_locked(v, s, &batch);
+        state = atomic_load_explicit(&v->state, memory_order_relaxed);
+        s->version = (state >> 1) + 1;
+        /* The snapshot first, then the state that announces it, so that a
+         * consumer that reads the new state finds it (or a newer one). */
+        replaced = ev__slot_replace_locked(&v->current, s);
+        atomic_store(&v->state, state + EV_VALUE_STATE_VERSION_ONE);
         pthread_mutex_unlock(&v->lock);
-        notify_flush(v, &batch);
-        ev_snapshot_unref(old);
+        ev__notify_publish(v);
+        ev__slot_release(replaced);
         return 1;
 }
 
@@ -168,7 +109,7 @@ static int value_copy_if_changed_locked(ev_value *v, const void *data, size_t si
                                         ev_value_snapshot **ret) {
         int r;
 
-        if (snapshot_holds(v->current, data, size))
+        if (snapshot_holds(ev__slot_peek_locked(&v->current), data, size))
                 return 0;
         r = ev__snapshot_new_copy(data, size, ret);
         return r < 0 ? r : 1;
@@ -224,7 +165,7 @@ static int value_update_locked(ev_value *v, ev_value_update_fn fn, void *userdat
                                ev_value_snapshot **ret) {
         const void *data = NULL;
         size_t size = 0;
-        int r = fn(v->current, userdata, &data, &size);
+        int r = fn(ev__slot_peek_locked(&v->current), userdata, &data, &size);
 
         if (r <= 0)
                 return r;
@@ -252,9 +193,7 @@ EV_VALUE_PUBLIC int ev_value_get(ev_value *v, ev_value_snapshot **ret) {
 
         if (!v || !ret)
                 return -EINVAL;
-        pthread_mutex_lock(&v->lock);
-        s = ev_snapshot_ref(v->current);
-        pthread_mutex_unlock(&v->lock);
+        s = ev__slot_take(&v->current);
         if (!s)
                 return -EAGAIN;
         *ret = s;
@@ -272,18 +211,18 @@ EV_VALUE_PUBLIC size_t ev_value_get_watcher_count(const ev_value *v) {
 }
 
 EV_VALUE_PUBLIC int ev_value_close(ev_value *v) {
-        struct notify_batch batch = { .first = NULL, .shared_fd = -1 };
         uint64_t state;
 
         if (!v)
                 return -EINVAL;
         pthread_mutex_lock(&v->lock);
         state = atomic_load_explicit(&v->state, memory_order_relaxed);
-        if (!(state & EV_VALUE_STATE_CLOSED)) {
-                atomic_store(&v->state, state | EV_VALUE_STATE_CLOSED);
-                notify_collect(v, &batch);
+        if (state & EV_VALUE_STATE_CLOSED) {
+                pthread_mutex_unlock(&v->lock);
+                return 0;
         }
+        atomic_store(&v->state, state | EV_VALUE_STATE_CLOSED);
         pthread_mutex_unlock(&v->lock);
-        notify_flush(v, &batch);
+        ev__notify_publish(v);
         return 0;
 }

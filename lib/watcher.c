@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Watchers: one consumer's view of a value.  ev_watcher_get compares the
- * value's published state with the state it last returned and only takes the
- * value's lock when they differ; ev_watcher_wait sleeps in ppoll on the
- * watcher's eventfd and the caller's cancel fd against a monotonic deadline.
+ * value's published state with the state it last returned; only when they
+ * differ does it take the current snapshot and re-arm its eventfd, both
+ * without a lock (slot.c, notify.c).  ev_watcher_wait sleeps in ppoll on
+ * the watcher's eventfd and the caller's cancel fd against a monotonic
+ * deadline.
  */
 #include "config.h"
 
@@ -16,62 +18,61 @@
 
 #include "internal.h"
 
-/* Under v->lock: what a new watcher has seen.  Nothing (state 0, which a
- * set or close changes) unless it skips the current snapshot: then
- * everything so far. */
-static void watcher_start_seen_locked(ev_value_watcher *w, ev_value *v, unsigned flags) {
+/* What a new watcher has seen: nothing (state 0, which a set or close
+ * changes) unless it skips the current snapshot: then everything so far. */
+static uint64_t watcher_start_seen(ev_value *v, unsigned flags) {
         if (flags & EV_VALUE_WATCH_SKIP_CURRENT)
-                w->seen_state = atomic_load_explicit(&v->state, memory_order_relaxed);
+                return atomic_load(&v->state);
+        return 0;
 }
 
-/* Give w its own eventfd and put it on the list its state calls for. */
+/* Give w its own eventfd, armed or readable as its state calls for. */
 static int watcher_attach_own_fd(ev_value_watcher *w, ev_value *v, unsigned flags) {
         int fd = ev__eventfd_new();
-        uint64_t state;
 
         if (fd < 0)
                 return fd;
         w->fd = fd;
-        pthread_mutex_lock(&v->lock);
-        watcher_start_seen_locked(w, v, flags);
-        /* Armed when nothing is unseen and the value is open; otherwise
-         * readable at once, and forever once closed. */
-        state = atomic_load_explicit(&v->state, memory_order_relaxed);
-        if (state == w->seen_state && !(state & EV_VALUE_STATE_CLOSED)) {
-                ev__list_add(&v->armed, &w->node);
-        } else {
-                ev__eventfd_signal(fd);
-                w->signaled = true;
-                ev__list_add(&v->signaled, &w->node);
-        }
-        pthread_mutex_unlock(&v->lock);
+        w->value = v;
+        w->seen_state = watcher_start_seen(v, flags);
+        ev__notify_attach(w, w->seen_state);
         return 0;
 }
 
-/* Give w the value's shared eventfd, creating it on first use. */
-static int watcher_attach_shared_fd(ev_value_watcher *w, ev_value *v, unsigned flags) {
-        int r = 0;
+/* The value's shared eventfd, created on first use. */
+static int value_shared_fd(ev_value *v) {
+        int fd = atomic_load(&v->shared_fd), unset = -1;
 
-        ev__list_init(&w->node);
+        if (fd >= 0)
+                return fd;
+        fd = ev__eventfd_new();
+        if (fd < 0)
+                return fd;
+        /* Another watcher may have installed one meanwhile: use it. */
+        if (!atomic_compare_exchange_strong(&v->shared_fd, &unset, fd)) {
+                close(fd);
+                fd = unset;
+        }
+        return fd;
+}
+
+/* Give w the value's shared eventfd. */
+static int watcher_attach_shared_fd(ev_value_watcher *w, ev_value *v, unsigned flags) {
+        int fd = value_shared_fd(v);
+
+        if (fd < 0)
+                return fd;
+        w->fd = fd;
         w->shared = true;
-        pthread_mutex_lock(&v->lock);
-        if (v->shared_fd < 0) {
-                r = ev__eventfd_new();
-                if (r >= 0)
-                        v->shared_fd = r;
-        }
-        if (r >= 0) {
-                /* Sets made while no shared watcher lived wrote nothing; make
-                 * the fd readable so a new edge-triggered registration
-                 * reports at once. */
-                if (v->n_shared == 0 && atomic_load_explicit(&v->state, memory_order_relaxed) != 0)
-                        ev__eventfd_signal(v->shared_fd);
-                v->n_shared++;
-                w->fd = v->shared_fd;
-                watcher_start_seen_locked(w, v, flags);
-        }
-        pthread_mutex_unlock(&v->lock);
-        return r < 0 ? r : 0;
+        w->value = v;
+        w->seen_state = watcher_start_seen(v, flags);
+        /* Sets made while no shared watcher lived wrote nothing; make the
+         * fd readable so a new edge-triggered registration reports at
+         * once.  (A set that counts this watcher writes it too: harmless,
+         * the shared fd is never drained.) */
+        if (atomic_fetch_add(&v->n_shared, 1) == 0 && atomic_load(&v->state) != 0)
+                ev__eventfd_signal(fd);
+        return 0;
 }
 
 EV_VALUE_PUBLIC int ev_value_watch(ev_value *v, unsigned flags, ev_value_watcher **ret) {
@@ -84,9 +85,7 @@ EV_VALUE_PUBLIC int ev_value_watch(ev_value *v, unsigned flags, ev_value_watcher
         w = ev__fault(EV__FAULT_WATCHER_ALLOC) ? NULL : calloc(1, sizeof(*w));
         if (!w)
                 return -ENOMEM;
-        w->seen_state = 0;
         atomic_flag_clear(&w->busy);
-        atomic_init(&w->pending_writes, 0);
         if (flags & EV_VALUE_WATCH_SHARED_FD)
                 r = watcher_attach_shared_fd(w, v, flags);
         else
@@ -95,7 +94,7 @@ EV_VALUE_PUBLIC int ev_value_watch(ev_value *v, unsigned flags, ev_value_watcher
                 free(w);
                 return r;
         }
-        w->value = ev_value_ref(v);
+        ev_value_ref(v);
         atomic_fetch_add_explicit(&v->n_watchers, 1, memory_order_relaxed);
         *ret = w;
         return 0;
@@ -105,58 +104,40 @@ EV_VALUE_PUBLIC int ev_watcher_get_fd(const ev_value_watcher *w) {
         return w ? w->fd : -EINVAL;
 }
 
-/* Clear w's eventfd.  If the write a set owes it has not landed yet, wait
- * for it (it is a system call away), so that it cannot land after the
- * clear and leave the fd readable with nothing new.  pending_writes is read
- * before the fd: a set decrements it only after its write, so when it was
- * zero before a read that found the fd empty, no write can still land.
- * (Read after the fd, a write and its decrement could both fall between
- * the two reads and be missed.) */
-static void watcher_clear_fd(ev_value_watcher *w) {
-        struct pollfd pfd = { .fd = w->fd, .events = POLLIN };
-
-        for (;;) {
-                bool owed = atomic_load(&w->pending_writes) > 0;
-
-                if (ev__eventfd_clear(w->fd) || !owed)
-                        return;
-                poll(&pfd, 1, 10);
-        }
-}
-
-/* Take the newest snapshot this watcher has not returned, under the lock,
- * and re-arm its eventfd unless the value is closed. */
-static int watcher_take_locked(ev_value_watcher *w, ev_value_snapshot **ret) {
+/* The state changed since w's last get: take the newest snapshot, or
+ * -EPIPE when it changed only by closing; then re-arm unless closed.  The
+ * snapshot is stored before the state that announces it, so it is at
+ * least as new as `state`, and may be newer. */
+static int watcher_take_new(ev_value_watcher *w, uint64_t state, ev_value_snapshot **ret) {
         ev_value *v = w->value;
-        ev_value_snapshot *s = NULL;
-        uint64_t state;
+        ev_value_snapshot *s = ev__slot_take(&v->current);
+        uint64_t seen = state;
 
-        pthread_mutex_lock(&v->lock);
-        state = atomic_load_explicit(&v->state, memory_order_relaxed);
-        if ((state >> 1) > (w->seen_state >> 1))
-                s = ev_snapshot_ref(v->current);
-        w->seen_state = state;
-        if (!(state & EV_VALUE_STATE_CLOSED) && w->signaled) {
-                watcher_clear_fd(w);
-                w->signaled = false;
-                ev__list_del(&w->node);
-                ev__list_add(&v->armed, &w->node);
+        if (s && s->version > w->seen_state >> 1) {
+                seen = s->version << 1;
+                /* Closed after it: then its end is seen too. */
+                if (atomic_load(&v->state) == (seen | EV_VALUE_STATE_CLOSED))
+                        seen |= EV_VALUE_STATE_CLOSED;
+        } else {
+                s = ev_snapshot_unref(s);
         }
-        pthread_mutex_unlock(&v->lock);
-
+        w->seen_state = seen;
+        if (!(seen & EV_VALUE_STATE_CLOSED) && !w->shared)
+                ev__notify_rearm(w, seen);
         if (!s)
-                return -EPIPE; /* the state changed, but only by closing */
+                return -EPIPE;
         *ret = s;
         return 0;
 }
 
-/* The body of ev_watcher_get, for a caller that holds w->busy. */
+/* The body of ev_watcher_get, for a caller that holds w->busy.  A state
+ * older than the one seen is a set whose snapshot was already taken. */
 static int watcher_take(ev_value_watcher *w, ev_value_snapshot **ret) {
         uint64_t state = atomic_load_explicit(&w->value->state, memory_order_acquire);
 
-        if (state == w->seen_state)
+        if (state <= w->seen_state)
                 return (state & EV_VALUE_STATE_CLOSED) ? -EPIPE : -EAGAIN;
-        return watcher_take_locked(w, ret);
+        return watcher_take_new(w, state, ret);
 }
 
 static bool watcher_try_acquire(ev_value_watcher *w) {
@@ -186,37 +167,52 @@ static int64_t monotonic_ns(void) {
         return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* Sleep until w's eventfd or cancel_fd is ready or the deadline passes;
- * deadline < 0 means forever.  Fills pfd[].revents; EINTR leaves them 0. */
-static int watcher_poll(struct pollfd pfd[2], nfds_t nfds, int64_t deadline) {
-        struct timespec ts, *timeout = NULL;
+/* A wait's timeout.  The clock is read only once the wait must sleep: a
+ * wait that finds its snapshot, or a zero timeout, never reads it. */
+struct wait_deadline {
+        int timeout_ms;         /* as given: < 0 forever */
+        bool started;           /* at is set */
+        int64_t at;             /* monotonic ns */
+};
+
+static struct wait_deadline wait_deadline(int timeout_ms) {
+        return (struct wait_deadline){ .timeout_ms = timeout_ms };
+}
+
+/* Nanoseconds left, starting the clock on first use; -1 for forever. */
+static int64_t wait_left(struct wait_deadline *d) {
+        int64_t left, now;
+
+        if (d->timeout_ms < 0)
+                return -1;
+        if (d->timeout_ms == 0)
+                return 0;
+        now = monotonic_ns();
+        if (!d->started) {
+                d->at = now + (int64_t)d->timeout_ms * 1000000;
+                d->started = true;
+        }
+        left = d->at - now;
+        return left > 0 ? left : 0;
+}
+
+/* Sleep until w's eventfd or cancel_fd is ready or left_ns pass; < 0
+ * means forever.  Fills pfd[].revents; EINTR leaves them 0. */
+static int watcher_poll(struct pollfd pfd[2], nfds_t nfds, int64_t left_ns) {
+        struct timespec ts = { .tv_sec = left_ns / 1000000000, .tv_nsec = left_ns % 1000000000 };
 
         pfd[0].revents = pfd[1].revents = 0;
-        if (deadline >= 0) {
-                int64_t left = deadline - monotonic_ns();
-
-                if (left < 0)
-                        left = 0;
-                ts.tv_sec = left / 1000000000;
-                ts.tv_nsec = left % 1000000000;
-                timeout = &ts;
-        }
-        if (ppoll(pfd, nfds, timeout, NULL) < 0 && errno != EINTR)
+        if (ppoll(pfd, nfds, left_ns < 0 ? NULL : &ts, NULL) < 0 && errno != EINTR)
                 return -errno;
         if (pfd[0].revents & POLLNVAL)
                 return -EBADF; /* the caller closed the watcher's fd */
         return 0;
 }
 
-/* The monotonic deadline of a wait of timeout_ms from now; -1 for none. */
-static int64_t wait_deadline(int timeout_ms) {
-        return timeout_ms < 0 ? -1 : monotonic_ns() + (int64_t)timeout_ms * 1000000;
-}
-
 /* The body of ev_watcher_wait, for a caller that holds w->busy.  Every pass
  * applies the documented precedence: new snapshot or -EPIPE, then cancel,
  * then timeout.  Without a cancel fd, an expired deadline needs no poll. */
-static int watcher_wait(ev_value_watcher *w, int64_t deadline, int cancel_fd,
+static int watcher_wait(ev_value_watcher *w, struct wait_deadline *d, int cancel_fd,
                         ev_value_snapshot **ret) {
         struct pollfd pfd[2] = {
                 { .fd = w->fd, .events = POLLIN },
@@ -224,21 +220,23 @@ static int watcher_wait(ev_value_watcher *w, int64_t deadline, int cancel_fd,
         };
         nfds_t nfds = cancel_fd >= 0 ? 2 : 1;
         bool polled = false;
+        int64_t left;
         int r;
 
         for (;;) {
                 r = watcher_take(w, ret);
                 if (r != -EAGAIN)
                         return r;
-                if (polled || (cancel_fd < 0 && deadline >= 0 && monotonic_ns() >= deadline)) {
+                if (polled) {
                         if (pfd[1].revents & POLLNVAL)
                                 return -EBADF;
                         if (pfd[1].revents & (POLLIN | POLLHUP | POLLERR))
                                 return -ECANCELED;
-                        if (deadline >= 0 && monotonic_ns() >= deadline)
-                                return -ETIMEDOUT;
                 }
-                r = watcher_poll(pfd, nfds, deadline);
+                left = wait_left(d);
+                if (left == 0 && (polled || cancel_fd < 0))
+                        return -ETIMEDOUT;
+                r = watcher_poll(pfd, nfds, left);
                 if (r < 0)
                         return r;
                 polled = true;
@@ -256,13 +254,14 @@ static int wait_check(const ev_value_watcher *w, int cancel_fd, ev_value_snapsho
 
 EV_VALUE_PUBLIC int ev_watcher_wait(ev_value_watcher *w, int timeout_ms, int cancel_fd,
                                     ev_value_snapshot **ret) {
+        struct wait_deadline d = wait_deadline(timeout_ms);
         int r = wait_check(w, cancel_fd, ret);
 
         if (r < 0)
                 return r;
         if (!watcher_try_acquire(w))
                 return -EBUSY;
-        r = watcher_wait(w, wait_deadline(timeout_ms), cancel_fd, ret);
+        r = watcher_wait(w, &d, cancel_fd, ret);
         watcher_release(w);
         return r;
 }
@@ -271,7 +270,7 @@ EV_VALUE_PUBLIC int ev_watcher_wait(ev_value_watcher *w, int timeout_ms, int can
  * else -ECANCELED or -ETIMEDOUT, or 0 to go on; so that a producer that
  * keeps setting rejected snapshots cannot hold a waiter past its deadline
  * or its cancellation. */
-static int wait_interrupted(const ev_value_watcher *w, int64_t deadline, int cancel_fd) {
+static int wait_interrupted(const ev_value_watcher *w, struct wait_deadline *d, int cancel_fd) {
         uint64_t state = atomic_load_explicit(&w->value->state, memory_order_acquire);
         struct pollfd pfd = { .fd = cancel_fd, .events = POLLIN };
 
@@ -279,7 +278,7 @@ static int wait_interrupted(const ev_value_watcher *w, int64_t deadline, int can
                 return -EPIPE;
         if (cancel_fd >= 0 && poll(&pfd, 1, 0) == 1)
                 return pfd.revents & POLLNVAL ? -EBADF : -ECANCELED;
-        if (deadline >= 0 && monotonic_ns() >= deadline)
+        if (wait_left(d) == 0)
                 return -ETIMEDOUT;
         return 0;
 }
@@ -287,7 +286,7 @@ static int wait_interrupted(const ev_value_watcher *w, int64_t deadline, int can
 EV_VALUE_PUBLIC int ev_watcher_wait_until(ev_value_watcher *w, ev_value_predicate pred,
                                           void *userdata, int timeout_ms, int cancel_fd,
                                           ev_value_snapshot **ret) {
-        int64_t deadline = wait_deadline(timeout_ms);
+        struct wait_deadline d = wait_deadline(timeout_ms);
         ev_value_snapshot *s;
         int r = pred ? wait_check(w, cancel_fd, ret) : -EINVAL;
 
@@ -297,9 +296,9 @@ EV_VALUE_PUBLIC int ev_watcher_wait_until(ev_value_watcher *w, ev_value_predicat
                 return -EBUSY;
         /* One deadline for the whole wait: rejected snapshots do not
          * restart the timeout. */
-        while ((r = watcher_wait(w, deadline, cancel_fd, &s)) == 0 && !pred(s, userdata)) {
+        while ((r = watcher_wait(w, &d, cancel_fd, &s)) == 0 && !pred(s, userdata)) {
                 ev_snapshot_unref(s);
-                r = wait_interrupted(w, deadline, cancel_fd);
+                r = wait_interrupted(w, &d, cancel_fd);
                 if (r < 0)
                         break;
         }
@@ -315,23 +314,14 @@ EV_VALUE_PUBLIC ev_value_watcher *ev_watcher_close(ev_value_watcher *w) {
         if (!w)
                 return NULL;
         v = w->value;
-        /* Unlink under the lock, then wait for the writes sets collected
-         * before: after that no set can reach this fd, so a set never writes
-         * to a reused fd number.  The shared fd belongs to the value and
-         * lives as long as it does. */
-        pthread_mutex_lock(&v->lock);
-        ev__list_del(&w->node);
-        if (w->shared)
-                v->n_shared--;
-        atomic_fetch_add(&v->closers_waiting, 1);
-        while (atomic_load(&w->pending_writes) > 0)
-                pthread_cond_wait(&v->writes_done, &v->lock);
-        atomic_fetch_sub(&v->closers_waiting, 1);
-        pthread_mutex_unlock(&v->lock);
         atomic_fetch_sub_explicit(&v->n_watchers, 1, memory_order_relaxed);
-        if (!w->shared)
-                close(w->fd);
+        if (w->shared) {
+                /* The shared fd belongs to the value and lives as long. */
+                atomic_fetch_sub(&v->n_shared, 1);
+                free(w);
+        } else {
+                ev__notify_detach(w);
+        }
         ev_value_unref(v);
-        free(w);
         return NULL;
 }
