@@ -16,14 +16,22 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <ev-value.h>
+
 struct bench_options {
         bool quick;          /* --quick: the whole run in a few seconds */
         int cpu_a, cpu_b;    /* --cpus A,B: "two CPUs" pins to A and B, "one CPU" to A */
         const char *only;    /* --scenario NAME: run just that one */
         FILE *csv;           /* --csv FILE: one line per result row */
+        int runs;            /* --runs N: repeat everything N times, then summarise */
+        int run;             /* the current run, from 1 */
 };
 
 extern struct bench_options bench_opt;
+
+/* Remember the CPUs the process may use, before any scenario pins the
+ * main thread: "float" threads get all of them back.  Call first. */
+void bench_init(void);
 
 /* Scale a count down in --quick mode (never below 1). */
 size_t bench_count(size_t full, size_t quick);
@@ -34,14 +42,43 @@ uint64_t bench_now_ns(void);
 /* Pin the calling thread to one CPU; 0 or a negative errno. */
 int bench_pin_self(int cpu);
 
+/* A new epoll instance watching fd for events; the epoll fd or a negative
+ * errno. */
+int bench_epoll_new(int fd, uint32_t events);
+/* Wait at most timeout_ms for fd to be readable (poll) or for an event of
+ * epfd (epoll_wait): 0, -ETIMEDOUT, or a negative errno.  An interrupted
+ * wait counts as a wake: the callers check and wait again. */
+int bench_poll_fd(int fd, int timeout_ms);
+int bench_epoll_wait(int epfd, int timeout_ms);
+
+/* Copy the uint64_t a snapshot carries to *ret and release the snapshot;
+ * 0, or -EPROTO when it holds something else. */
+int bench_take_u64(ev_value_snapshot *s, uint64_t *ret);
+
 /* Raise RLIMIT_NOFILE's soft limit to at least n; 0 or a negative errno. */
 int bench_raise_nofile(size_t n);
 
-/* Where the threads of a two-thread scenario run. */
-enum bench_placement { BENCH_TWO_CPUS, BENCH_ONE_CPU };
+/* Where the threads of a scenario run: pinned to cpu_a and cpu_b, all
+ * pinned to cpu_a, or unpinned (the scheduler places and moves them). */
+enum bench_placement { BENCH_TWO_CPUS, BENCH_ONE_CPU, BENCH_FLOAT };
 const char *bench_placement_name(enum bench_placement p);
-/* The CPU of thread 0 or 1 of a scenario under placement p. */
+/* The CPU of thread 0 or 1 of a scenario under placement p, or
+ * BENCH_ANY_CPU for a floating thread. */
+#define BENCH_ANY_CPU (-1)
 int bench_cpu(enum bench_placement p, int thread_index);
+
+/* What the calling thread has done: read() and write() calls (syscr and
+ * syscw of /proc/thread-self/io; 0 when it cannot be read, see ok) and
+ * voluntary context switches (getrusage RUSAGE_THREAD ru_nvcsw), i.e.
+ * sleeps. */
+struct bench_thread_counts {
+        bool ok;              /* the read and write counts are real */
+        uint64_t reads, writes, sleeps;
+};
+void bench_thread_counts(struct bench_thread_counts *ret);
+/* The counts since start, less the read() that took start itself. */
+void bench_thread_counts_since(const struct bench_thread_counts *start,
+                               struct bench_thread_counts *ret);
 
 /* A growable set of samples (nanoseconds, or any unit). */
 struct bench_samples {
@@ -49,6 +86,9 @@ struct bench_samples {
         size_t n, cap;
 };
 void bench_samples_add(struct bench_samples *s, double x);
+/* Make room for n samples ahead of a timed loop (best effort: adding
+ * still grows the set when this failed). */
+void bench_samples_reserve(struct bench_samples *s, size_t n);
 double bench_samples_quantile(struct bench_samples *s, double q); /* sorts */
 void bench_samples_free(struct bench_samples *s);
 
@@ -59,9 +99,16 @@ void bench_interleave(size_t rounds,
                       double (*measure_a)(void *ctx), void *ctx_a, struct bench_samples *a,
                       double (*measure_b)(void *ctx), void *ctx_b, struct bench_samples *b);
 
-/* One result row.  The ratio printed is median / baseline_median; target
- * is the ratio the row must stay at or below (0: no target), and met says
- * whether it did.  note is free text (syscall counts, fractions). */
+/* What a row's target bounds: the ratio of the medians (the default), the
+ * ratio of the p99s, or the excess of the median over the baseline's, in
+ * the row's unit ("at most one more sleep per 1000 sets"). */
+enum bench_compare { BENCH_MEDIAN_RATIO, BENCH_P99_RATIO, BENCH_MEDIAN_EXCESS };
+
+/* One result row.  The comparison printed is compare's (median ratio
+ * unless said); target is the value it must stay at or below (0: no
+ * target), and met says whether it did.  note is free text (syscall
+ * counts, fractions).  With --runs, every row with a baseline also feeds
+ * the final summary. */
 struct bench_row {
         const char *scenario;    /* "get", "set-idle", "ping-pong"... */
         const char *variant;     /* "N=100", "poll", "K=4"... */
@@ -71,10 +118,21 @@ struct bench_row {
         double median, p99;
         const char *baseline;    /* baseline mechanism, or NULL */
         double baseline_median, baseline_p99;
-        double target;           /* max ratio, 0 for none */
+        enum bench_compare compare;
+        double target;           /* max of compare's value, 0 for none */
         const char *note;
 };
 void bench_report(const struct bench_row *row);
+/* Fill row's median and p99 from mech, and its baseline's from base. */
+void bench_row_stats(struct bench_row *row, struct bench_samples *mech,
+                     struct bench_samples *base);
+/* A row that says a mechanism failed instead of giving numbers: the note
+ * reads "ERROR: failed: why". */
+void bench_report_error(const char *scenario, const char *variant, const char *placement,
+                        const char *mechanism, const char *failed, const char *why);
+/* After the last run: per row, the median of its compared value over the
+ * runs, its range, and in how many runs it met its target. */
+void bench_summary_print(void);
 
 /* A scenario: name for --scenario, and the function that runs it. */
 struct bench_scenario {
@@ -94,8 +152,8 @@ int bench_memory(void);
 int bench_explore_uring(void);
 int bench_explore_shared(void);
 
-
-/* Start fn(arg) on a new thread pinned to cpu; 0 or a negative errno. */
+/* Start fn(arg) on a new thread pinned to cpu, or floating over the CPUs
+ * of bench_init for BENCH_ANY_CPU; 0 or a negative errno. */
 int bench_thread_start(pthread_t *ret, int cpu, void *(*fn)(void *), void *arg);
 
 /* The two-thread ping-pong harness of scenario-ping-pong.c, reused by
@@ -132,6 +190,8 @@ struct bench_fo_ops {
         int (*consume)(void *ctx, int i, int timeout_ms, uint64_t *ret_stamp);
 };
 extern const struct bench_fo_ops bench_fo_evv_epoll;
+/* The same with EV_VALUE_WATCH_SHARED_FD, the fd in epoll edge-triggered. */
+extern const struct bench_fo_ops bench_fo_evv_shared;
 /* Alternate runs of mech and base with k consumers in placement p and
  * report the latency row (and, with cost_row, the producer-cost row);
  * 0, or -1 after reporting an error row. */

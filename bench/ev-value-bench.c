@@ -2,9 +2,12 @@
 /*
  * ev-value-bench: every scenario of the benchmark, each against a baseline
  * measured in the same run.  `make bench` runs it in full; `--quick` runs
- * each scenario briefly, as a smoke test for CI, whose numbers mean little.
+ * each scenario briefly, as a smoke test for CI, whose numbers mean little;
+ * `--runs N` repeats the selected scenarios N times and ends with a table of
+ * each row's median ratio and its range over the runs, so that one lucky or
+ * unlucky run cannot pass for the result.
  *
- *   ev-value-bench [--quick] [--cpus A,B] [--scenario NAME] [--csv FILE]
+ *   ev-value-bench [--quick] [--cpus A,B] [--scenario NAME] [--csv FILE] [--runs N]
  */
 #include <errno.h>
 #include <getopt.h>
@@ -18,12 +21,13 @@
 
 static const struct bench_scenario scenarios[] = {
         { "get", "no-change get vs one atomic RMW and a read() of an empty eventfd", bench_get },
-        { "set-idle", "set with N idle watchers vs 1 watcher and a naive write-every-fd loop",
+        { "set-idle", "set with N idle watchers vs a malloc+xchg floor, 1 watcher, a naive loop",
           bench_set_idle },
-        { "set-armed", "set with N armed watchers vs a bare loop of N eventfd writes",
+        { "set-armed", "set with N watchers re-armed on the other CPU vs malloc/free + N writes",
           bench_set_armed },
-        { "ping-pong", "wake latency between two threads vs two raw eventfds", bench_ping_pong },
-        { "fan-out", "one producer, K consumers in their own epoll vs raw eventfds",
+        { "ping-pong", "wake latency between two threads vs raw eventfds waited on alike",
+          bench_ping_pong },
+        { "fan-out", "one producer, K consumers in epoll (own fd or shared ET fd) vs raw eventfds",
           bench_fan_out },
         { "peers", "ZeroMQ CONFLATE and a condition variable on the same protocols",
           bench_peers },
@@ -37,9 +41,9 @@ static const struct bench_scenario scenarios[] = {
 
 static void usage(FILE *out) {
         fprintf(out, "usage: ev-value-bench [--quick] [--cpus A,B] [--scenario NAME] "
-                     "[--csv FILE]\nscenarios:\n");
+                     "[--csv FILE] [--runs N]\nscenarios:\n");
         for (size_t i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++)
-                fprintf(out, "  %-10s %s\n", scenarios[i].name, scenarios[i].summary);
+                fprintf(out, "  %-19s %s\n", scenarios[i].name, scenarios[i].summary);
 }
 
 static int parse_options(int argc, char **argv) {
@@ -48,12 +52,13 @@ static int parse_options(int argc, char **argv) {
                 { "cpus", required_argument, NULL, 'c' },
                 { "scenario", required_argument, NULL, 's' },
                 { "csv", required_argument, NULL, 'o' },
+                { "runs", required_argument, NULL, 'r' },
                 { "help", no_argument, NULL, 'h' },
                 { 0 },
         };
         int opt;
 
-        while ((opt = getopt_long(argc, argv, "qc:s:o:h", longopts, NULL)) != -1) {
+        while ((opt = getopt_long(argc, argv, "qc:s:o:r:h", longopts, NULL)) != -1) {
                 switch (opt) {
                 case 'q':
                         bench_opt.quick = true;
@@ -74,6 +79,13 @@ static int parse_options(int argc, char **argv) {
                                 return -1;
                         }
                         break;
+                case 'r':
+                        bench_opt.runs = atoi(optarg);
+                        if (bench_opt.runs < 1) {
+                                fprintf(stderr, "--runs wants a count of 1 or more\n");
+                                return -1;
+                        }
+                        break;
                 case 'h':
                         usage(stdout);
                         exit(0);
@@ -85,30 +97,44 @@ static int parse_options(int argc, char **argv) {
         return 0;
 }
 
-static void print_machine(void) {
+/* The machine and the command line, so that a saved output says how to
+ * run it again. */
+static void print_machine(int argc, char **argv) {
         struct utsname u;
 
         uname(&u);
-        printf("# ev-value-bench%s: %s %s, %ld CPUs online; two CPUs = %d,%d, one CPU = %d\n",
+        printf("# ev-value-bench%s: %s %s, %ld CPUs online; two CPUs = %d,%d, one CPU = %d\n"
+               "# command: ev-value-bench",
                bench_opt.quick ? " --quick (smoke test: numbers mean little)" : "", u.sysname,
                u.release, sysconf(_SC_NPROCESSORS_ONLN), bench_opt.cpu_a, bench_opt.cpu_b,
                bench_opt.cpu_a);
+        for (int i = 1; i < argc; i++)
+                printf(" %s", argv[i]);
+        printf("\n");
 }
 
-int main(int argc, char **argv) {
-        int failed = 0, ran = 0;
+static bool scenario_selected(size_t i) {
+        return !bench_opt.only || strcmp(bench_opt.only, scenarios[i].name) == 0;
+}
 
-        if (parse_options(argc, argv) < 0)
-                return 2;
-        print_machine();
+static bool any_selected(void) {
+        for (size_t i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++)
+                if (scenario_selected(i))
+                        return true;
+        return false;
+}
+
+/* One pass over the selected scenarios; how many failed. */
+static int run_scenarios(void) {
+        int failed = 0;
+
         for (size_t i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++) {
                 int r;
 
-                if (bench_opt.only && strcmp(bench_opt.only, scenarios[i].name) != 0)
+                if (!scenario_selected(i))
                         continue;
                 printf("\n## %s: %s\n", scenarios[i].name, scenarios[i].summary);
                 r = scenarios[i].run();
-                ran++;
                 if (r == 77)
                         printf("# %s skipped\n", scenarios[i].name);
                 else if (r != 0) {
@@ -116,10 +142,28 @@ int main(int argc, char **argv) {
                         failed++;
                 }
         }
-        if (ran == 0) {
+        return failed;
+}
+
+int main(int argc, char **argv) {
+        int failed = 0;
+
+        bench_init();
+        if (parse_options(argc, argv) < 0)
+                return 2;
+        if (!any_selected()) {
                 fprintf(stderr, "no scenario named %s\n", bench_opt.only);
+                usage(stderr);
                 return 2;
         }
+        print_machine(argc, argv);
+        for (bench_opt.run = 1; bench_opt.run <= bench_opt.runs; bench_opt.run++) {
+                if (bench_opt.runs > 1)
+                        printf("\n# ---- run %d of %d ----\n", bench_opt.run, bench_opt.runs);
+                failed += run_scenarios();
+        }
+        if (bench_opt.runs > 1)
+                bench_summary_print();
         if (bench_opt.csv)
                 fclose(bench_opt.csv);
         return failed ? 1 : 0;

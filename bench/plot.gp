@@ -8,7 +8,8 @@ set datafile separator whitespace
 set multiplot layout 1,2
 set bmargin 12
 
-rows(filter) = sprintf("< awk -F, '%s' %s", filter, csv)
+# The rows of the first run only (the CSV's last column), in case of --runs.
+rows(filter) = sprintf("< awk -F, '$NF == 1' %s | awk -F, '%s'", csv, filter)
 
 set title "Wake latency, median (round trip / 2 for ping-pong)"
 set ylabel "microseconds"
@@ -21,7 +22,7 @@ set key top left
 set grid ytics
 plot rows('$1=="ping-pong" || ($1=="peers" && $2=="ping-pong") {printf "\"%s, %s\" %f %f\n", $1=="peers" ? "poll vs " $8 : $2, $3, $6/1000, $9/1000}') \
         using 2:xtic(1) title "libevvalue", \
-     '' using 3 title "baseline (raw eventfd + poll, ZeroMQ, condvar)"
+     '' using 3 title "baseline (raw eventfd + the same wait, ZeroMQ, condvar)"
 
 set title "Cost of one set against the number of watchers N"
 set ylabel "nanoseconds per set"
@@ -37,5 +38,5 @@ plot rows('$1=="set-idle" && $8 ~ /naive/ {sub("N=","",$2); print $2, $6, $9}') 
      '' using 1:3 title "naive: write all N eventfds" lw 2, \
      rows('$1=="set-armed" {sub("N=","",$2); print $2, $6, $9}') \
         using 1:2 title "set, N armed watchers (libevvalue)" lw 2, \
-     '' using 1:3 title "bare loop of N eventfd writes" lw 2 dt 2
+     '' using 1:3 title "malloc+free + N eventfd writes" lw 2 dt 2
 unset multiplot

@@ -136,15 +136,12 @@ static void get_report(const char *baseline, struct bench_samples *mech,
                 .placement = "-",
                 .mechanism = "ev_watcher_get -EAGAIN",
                 .unit = "ns/op",
-                .median = bench_samples_quantile(mech, 0.5),
-                .p99 = bench_samples_quantile(mech, 0.99),
                 .baseline = baseline,
-                .baseline_median = bench_samples_quantile(base, 0.5),
-                .baseline_p99 = bench_samples_quantile(base, 0.99),
                 .target = target,
                 .note = note,
         };
 
+        bench_row_stats(&row, mech, base);
         bench_report(&row);
 }
 
