@@ -4,13 +4,23 @@
  * Each thread owns one value's watcher; the initiator sets the echo's
  * value, the echo wakes (in poll, in epoll, or in ev_watcher_wait), gets
  * the snapshot and sets the initiator's value, and the initiator times the
- * round trip and halves it.  The baseline is the same protocol on two raw
- * eventfds with poll (wait in poll, read the eventfd, write the other):
- * that is the least any eventfd-signalled mechanism can cost, three system
- * calls per direction, so the ratio is exactly libevvalue's overhead on a
- * wake (its lock, snapshot allocation, refcounts and bookkeeping).  Both
- * run in the same process, pinned the same way, in alternating blocks, so
- * the VM's drift between runs cancels.  This file also holds the two-thread
+ * round trip and halves it.  Each way of waiting is held to its own raw
+ * equivalent, the same protocol on two raw eventfds (wait, read the
+ * eventfd, write the other's): libevvalue+poll against eventfd+poll,
+ * libevvalue+epoll against eventfd+epoll, and ev_watcher_wait against
+ * eventfd+ppoll, both given the same finite timeout (the harness's: 1000 ms
+ * for the initiator, 100 ms for the echo, to ppoll as that many ms in a
+ * timespec).  That is the least any eventfd-signalled mechanism can cost,
+ * so each ratio is exactly libevvalue's overhead on a wake (its
+ * bookkeeping, snapshot allocation and refcounts); targets: within 1.1x,
+ * the wait on one CPU (across CPUs the VM's wake-up noise swamps the
+ * difference, so that row has no target).  Both run in the same process,
+ * pinned the same way, in alternating blocks, so the VM's drift between
+ * runs cancels.  Each row's note also gives what the initiator thread did
+ * per round trip, read() and write() calls (/proc/thread-self/io) and
+ * sleeps (voluntary context switches): the calls that wait (poll, epoll,
+ * ppoll) have no such counter, and clock_gettime is no system call (the
+ * vDSO), so neither is counted.  This file also holds the two-thread
  * harness (bench_pp_compare) that scenario "peers" reuses.
  */
 #include "config.h"
@@ -23,6 +33,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <ev-value.h>
@@ -50,6 +61,8 @@ struct pp_side {
         size_t resent;    /* measured round trips that needed a resend */
         int error;
         struct bench_samples half_rt; /* round trip / 2, ns */
+        struct bench_thread_counts counts; /* the initiator's, over the samples */
+        size_t blocks;                     /* in counts */
 };
 
 static void *pp_echo_main(void *arg) {
@@ -108,16 +121,25 @@ static int pp_handshake(struct pp_side *s) {
         return r;
 }
 
+/* Add what the initiator did over one block to the side's counts. */
+static void pp_count(struct pp_side *s, const struct bench_thread_counts *block) {
+        s->counts.ok = block->ok && (s->blocks++ == 0 || s->counts.ok);
+        s->counts.reads += block->reads;
+        s->counts.writes += block->writes;
+        s->counts.sleeps += block->sleeps;
+}
+
 /* One block of round trips, one sample each; returns the block's mean.  A
- * round trip that needed a resend is counted, not sampled: its time is
- * our resend timer's. */
+ * round trip that needed a resend is sampled like any other (it is what
+ * the user waits) and counted. */
 static double pp_measure(void *arg) {
         struct pp_side *s = arg;
+        struct bench_thread_counts start, block;
         double sum = 0;
-        size_t n = 0;
 
         if (s->error)
                 return NAN;
+        bench_thread_counts(&start);
         for (size_t i = 0; i < s->block; i++) {
                 uint64_t t0 = bench_now_ns();
                 bool resent;
@@ -128,15 +150,13 @@ static double pp_measure(void *arg) {
                         s->error = r;
                         return NAN;
                 }
-                if (resent) {
-                        s->resent++;
-                        continue;
-                }
-                bench_samples_add(&s->half_rt, half);
+                s->resent += resent;
                 sum += half;
-                n++;
+                bench_samples_add(&s->half_rt, half);
         }
-        return n ? sum / (double)n : NAN;
+        bench_thread_counts_since(&start, &block);
+        pp_count(s, &block);
+        return sum / (double)s->block;
 }
 
 struct pp_row {
@@ -188,54 +208,54 @@ static void pp_side_stop(struct pp_side *s) {
         bench_samples_free(&s->half_rt);
 }
 
+/* What the initiator did per round trip: "1.00r 1.00w 1.00s". */
+static void pp_per_round_trip(char *buf, size_t size, const struct pp_side *s) {
+        double n = (double)s->half_rt.n;
+
+        if (s->counts.ok && n > 0)
+                snprintf(buf, size, "%.2fr %.2fw %.2fs", (double)s->counts.reads / n,
+                         (double)s->counts.writes / n, (double)s->counts.sleeps / n);
+        else
+                snprintf(buf, size, "n/a");
+}
+
 static void pp_report(struct pp_row *row, const char *scenario, const char *variant,
                       enum bench_placement p, double target) {
         struct pp_side *m = &row->side[0], *b = &row->side[1];
-        char note[200];
-
-        if (m->ops->may_drop || b->ops->may_drop)
-                snprintf(note, sizeof(note),
-                         "round trip/2, %zu vs %zu samples in blocks of %zu; lost and resent "
-                         "after %d ms (not sampled): %zu vs %zu",
-                         m->half_rt.n, b->half_rt.n, m->block, PP_RESEND_MS, m->resent,
-                         b->resent);
-        else
-                snprintf(note, sizeof(note), "round trip/2, %zu samples each in blocks of %zu",
-                         m->half_rt.n, m->block);
-        bench_report(&(struct bench_row){
+        char note[320], per_rt[2][48], resent[96] = "";
+        struct bench_row out = {
                 .scenario = scenario,
                 .variant = variant,
                 .placement = bench_placement_name(p),
                 .mechanism = m->ops->name,
                 .unit = "ns",
-                .median = bench_samples_quantile(&m->half_rt, 0.5),
-                .p99 = bench_samples_quantile(&m->half_rt, 0.99),
                 .baseline = b->ops->name,
-                .baseline_median = bench_samples_quantile(&b->half_rt, 0.5),
-                .baseline_p99 = bench_samples_quantile(&b->half_rt, 0.99),
                 .target = target,
                 .note = note,
-        });
+        };
+
+        pp_per_round_trip(per_rt[0], sizeof(per_rt[0]), m);
+        pp_per_round_trip(per_rt[1], sizeof(per_rt[1]), b);
+        if (m->ops->may_drop || b->ops->may_drop)
+                snprintf(resent, sizeof(resent),
+                         "; round trips that needed a resend after %d ms (kept): %zu vs %zu",
+                         PP_RESEND_MS, m->resent, b->resent);
+        snprintf(note, sizeof(note),
+                 "round trip/2, %zu samples each in blocks of %zu; initiator per round trip, "
+                 "read()s r, write()s w, sleeps s: %s vs %s%s",
+                 m->half_rt.n, m->block, per_rt[0], per_rt[1], resent);
+        bench_row_stats(&out, &m->half_rt, &b->half_rt);
+        bench_report(&out);
 }
 
 static void pp_report_error(const struct pp_row *row, const char *scenario,
                             const char *variant, enum bench_placement p) {
-        int i = row->side[0].error ? 0 : 1;
-        char note[160];
+        const struct pp_side *s = &row->side[row->side[0].error ? 0 : 1];
 
-        snprintf(note, sizeof(note), "ERROR: %s: %s", row->side[i].ops->name,
-                 row->side[i].error == -ETIMEDOUT ? "no answer in time: a wake was lost"
-                                                  : strerror(-row->side[i].error));
-        bench_report(&(struct bench_row){
-                .scenario = scenario,
-                .variant = variant,
-                .placement = bench_placement_name(p),
-                .mechanism = row->side[0].ops->name,
-                .unit = "ns",
-                .median = NAN,
-                .p99 = NAN,
-                .note = note,
-        });
+        bench_report_error(scenario, variant, bench_placement_name(p), row->side[0].ops->name,
+                           s->ops->name,
+                           s->error == -ETIMEDOUT ? "no answer in time: a wake was lost"
+                                                  : strerror(-s->error));
 }
 
 int bench_pp_compare(const char *scenario, const char *variant, enum bench_placement p,
@@ -275,26 +295,6 @@ int bench_pp_compare(const char *scenario, const char *variant, enum bench_place
 
 /* ---- the mechanisms ---- */
 
-/* Wait for fd to become readable: 0, -ETIMEDOUT, or a negative errno.  An
- * interrupted wait counts as a wake: the callers check and wait again. */
-static int pp_poll_fd(int fd, int timeout_ms) {
-        struct pollfd pfd = { .fd = fd, .events = POLLIN };
-        int n = poll(&pfd, 1, timeout_ms);
-
-        if (n < 0)
-                return errno == EINTR ? 0 : -errno;
-        return n == 0 ? -ETIMEDOUT : 0;
-}
-
-static int pp_epoll_fd(int epfd, int timeout_ms) {
-        struct epoll_event ev;
-        int n = epoll_wait(epfd, &ev, 1, timeout_ms);
-
-        if (n < 0)
-                return errno == EINTR ? 0 : -errno;
-        return n == 0 ? -ETIMEDOUT : 0;
-}
-
 /* libevvalue: value[s] carries the messages to side s, watched by side s
  * through watcher[s] (and epfd[s] for the epoll variant). */
 struct pp_evv {
@@ -323,17 +323,15 @@ static int pp_evv_setup(void **ret_ctx) {
                 return -ENOMEM;
         e->epfd[0] = e->epfd[1] = -1;
         for (int i = 0; i < 2 && r == 0; i++) {
-                struct epoll_event ev = { .events = EPOLLIN };
-
                 r = ev_value_new(&e->value[i]);
                 if (r == 0)
                         r = ev_value_watch(e->value[i], 0, &e->watcher[i]);
                 if (r == 0)
-                        e->epfd[i] = epoll_create1(EPOLL_CLOEXEC);
-                if (r == 0 && (e->epfd[i] < 0 ||
-                               epoll_ctl(e->epfd[i], EPOLL_CTL_ADD,
-                                         ev_watcher_get_fd(e->watcher[i]), &ev) < 0))
-                        r = -errno;
+                        r = bench_epoll_new(ev_watcher_get_fd(e->watcher[i]), EPOLLIN);
+                if (r >= 0) {
+                        e->epfd[i] = r;
+                        r = 0;
+                }
         }
         if (r < 0) {
                 pp_evv_teardown(e);
@@ -349,17 +347,6 @@ static int pp_evv_send(void *ctx, int side, uint64_t seq) {
         return ev_value_set(e->value[1 - side], &seq, sizeof(seq));
 }
 
-static int pp_evv_take(ev_value_snapshot *s, uint64_t *ret_seq) {
-        int r = 0;
-
-        if (ev_snapshot_size(s) == sizeof(*ret_seq))
-                memcpy(ret_seq, ev_snapshot_data(s), sizeof(*ret_seq));
-        else
-                r = -EPROTO;
-        ev_snapshot_unref(s);
-        return r;
-}
-
 /* Get first (free when nothing is new), sleep in poll or epoll only when
  * there is nothing. */
 static int pp_evv_recv(struct pp_evv *e, int side, bool use_epoll, int timeout_ms,
@@ -370,11 +357,11 @@ static int pp_evv_recv(struct pp_evv *e, int side, bool use_epoll, int timeout_m
         for (;;) {
                 r = ev_watcher_get(e->watcher[side], &s);
                 if (r == 0)
-                        return pp_evv_take(s, ret_seq);
+                        return bench_take_u64(s, ret_seq);
                 if (r != -EAGAIN)
                         return r;
-                r = use_epoll ? pp_epoll_fd(e->epfd[side], timeout_ms)
-                              : pp_poll_fd(ev_watcher_get_fd(e->watcher[side]), timeout_ms);
+                r = use_epoll ? bench_epoll_wait(e->epfd[side], timeout_ms)
+                              : bench_poll_fd(ev_watcher_get_fd(e->watcher[side]), timeout_ms);
                 if (r < 0)
                         return r;
         }
@@ -393,7 +380,7 @@ static int pp_evv_recv_wait(void *ctx, int side, int timeout_ms, uint64_t *ret_s
         ev_value_snapshot *s;
         int r = ev_watcher_wait(e->watcher[side], timeout_ms, -1, &s);
 
-        return r < 0 ? r : pp_evv_take(s, ret_seq);
+        return r < 0 ? r : bench_take_u64(s, ret_seq);
 }
 
 const struct bench_pp_ops bench_pp_evv_poll = {
@@ -420,31 +407,41 @@ static const struct bench_pp_ops pp_evv_wait = {
         .recv = pp_evv_recv_wait,
 };
 
-/* The baseline: efd[s] wakes side s, slot[s] carries its sequence number. */
+/* The baselines: efd[s] wakes side s (through epfd[s] for epoll), slot[s]
+ * carries its sequence number. */
 struct pp_raw {
-        int efd[2];
+        int efd[2], epfd[2];
         _Atomic uint64_t slot[2];
 };
 
 static void pp_raw_teardown(void *ctx) {
         struct pp_raw *raw = ctx;
 
-        for (int i = 0; i < 2; i++)
+        for (int i = 0; i < 2; i++) {
+                if (raw->epfd[i] >= 0)
+                        close(raw->epfd[i]);
                 if (raw->efd[i] >= 0)
                         close(raw->efd[i]);
+        }
         free(raw);
 }
 
 static int pp_raw_setup(void **ret_ctx) {
         struct pp_raw *raw = calloc(1, sizeof(*raw));
+        int r = 0;
 
         if (!raw)
                 return -ENOMEM;
-        for (int i = 0; i < 2; i++)
+        raw->efd[0] = raw->efd[1] = raw->epfd[0] = raw->epfd[1] = -1;
+        for (int i = 0; i < 2 && r == 0; i++) {
                 raw->efd[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        if (raw->efd[0] < 0 || raw->efd[1] < 0) {
-                int r = -errno;
-
+                r = raw->efd[i] < 0 ? -errno : bench_epoll_new(raw->efd[i], EPOLLIN);
+                if (r >= 0) {
+                        raw->epfd[i] = r;
+                        r = 0;
+                }
+        }
+        if (r < 0) {
                 pp_raw_teardown(raw);
                 return r;
         }
@@ -460,13 +457,40 @@ static int pp_raw_send(void *ctx, int side, uint64_t seq) {
         return write(raw->efd[1 - side], &one, sizeof(one)) < 0 ? -errno : 0;
 }
 
-static int pp_raw_recv(void *ctx, int side, int timeout_ms, uint64_t *ret_seq) {
-        struct pp_raw *raw = ctx;
+/* ppoll with timeout_ms as a relative timespec, as poll(2) semantics
+ * (negative: forever). */
+static int pp_ppoll_fd(int fd, int timeout_ms) {
+        struct pollfd pfd = { .fd = fd, .events = POLLIN };
+        struct timespec ts = { .tv_sec = timeout_ms / 1000,
+                               .tv_nsec = (long)(timeout_ms % 1000) * 1000000 };
+        int n = ppoll(&pfd, 1, timeout_ms < 0 ? NULL : &ts, NULL);
+
+        if (n < 0)
+                return errno == EINTR ? 0 : -errno;
+        return n == 0 ? -ETIMEDOUT : 0;
+}
+
+enum pp_wait { PP_POLL, PP_EPOLL, PP_PPOLL };
+
+static int pp_raw_wait(struct pp_raw *raw, int side, enum pp_wait how, int timeout_ms) {
+        switch (how) {
+        case PP_EPOLL:
+                return bench_epoll_wait(raw->epfd[side], timeout_ms);
+        case PP_PPOLL:
+                return pp_ppoll_fd(raw->efd[side], timeout_ms);
+        default:
+                return bench_poll_fd(raw->efd[side], timeout_ms);
+        }
+}
+
+/* Wait, then read the eventfd; a wake that reads nothing waits again. */
+static int pp_raw_recv(struct pp_raw *raw, int side, enum pp_wait how, int timeout_ms,
+                       uint64_t *ret_seq) {
         uint64_t counter;
         int r;
 
         for (;;) {
-                r = pp_poll_fd(raw->efd[side], timeout_ms);
+                r = pp_raw_wait(raw, side, how, timeout_ms);
                 if (r < 0)
                         return r;
                 if (read(raw->efd[side], &counter, sizeof(counter)) == sizeof(counter))
@@ -478,24 +502,54 @@ static int pp_raw_recv(void *ctx, int side, int timeout_ms, uint64_t *ret_seq) {
         return 0;
 }
 
+static int pp_raw_recv_poll(void *ctx, int side, int timeout_ms, uint64_t *ret_seq) {
+        return pp_raw_recv(ctx, side, PP_POLL, timeout_ms, ret_seq);
+}
+
+static int pp_raw_recv_epoll(void *ctx, int side, int timeout_ms, uint64_t *ret_seq) {
+        return pp_raw_recv(ctx, side, PP_EPOLL, timeout_ms, ret_seq);
+}
+
+static int pp_raw_recv_ppoll(void *ctx, int side, int timeout_ms, uint64_t *ret_seq) {
+        return pp_raw_recv(ctx, side, PP_PPOLL, timeout_ms, ret_seq);
+}
+
 static const struct bench_pp_ops pp_raw_poll = {
         .name = "raw eventfd + poll",
         .setup = pp_raw_setup,
         .teardown = pp_raw_teardown,
         .send = pp_raw_send,
-        .recv = pp_raw_recv,
+        .recv = pp_raw_recv_poll,
+};
+
+static const struct bench_pp_ops pp_raw_epoll = {
+        .name = "raw eventfd + epoll",
+        .setup = pp_raw_setup,
+        .teardown = pp_raw_teardown,
+        .send = pp_raw_send,
+        .recv = pp_raw_recv_epoll,
+};
+
+static const struct bench_pp_ops pp_raw_ppoll = {
+        .name = "raw eventfd+ppoll(timeout)",
+        .setup = pp_raw_setup,
+        .teardown = pp_raw_teardown,
+        .send = pp_raw_send,
+        .recv = pp_raw_recv_ppoll,
 };
 
 /* ---- the scenario ---- */
 
 int bench_ping_pong(void) {
+        /* target[p]: two CPUs, one CPU (0: none) */
         static const struct {
                 const char *variant;
-                const struct bench_pp_ops *ops;
+                const struct bench_pp_ops *mech, *base;
+                double target[2];
         } variants[] = {
-                { "poll", &bench_pp_evv_poll },
-                { "epoll", &pp_evv_epoll },
-                { "wait", &pp_evv_wait },
+                { "poll", &bench_pp_evv_poll, &pp_raw_poll, { 1.1, 1.1 } },
+                { "epoll", &pp_evv_epoll, &pp_raw_epoll, { 1.1, 1.1 } },
+                { "wait", &pp_evv_wait, &pp_raw_ppoll, { 0, 1.1 } },
         };
         static const enum bench_placement placements[] = { BENCH_TWO_CPUS, BENCH_ONE_CPU };
         int failed = 0;
@@ -503,7 +557,8 @@ int bench_ping_pong(void) {
         for (size_t p = 0; p < 2; p++)
                 for (size_t v = 0; v < sizeof(variants) / sizeof(variants[0]); v++)
                         if (bench_pp_compare("ping-pong", variants[v].variant, placements[p],
-                                             variants[v].ops, &pp_raw_poll, 1.15) < 0)
+                                             variants[v].mech, variants[v].base,
+                                             variants[v].target[p]) < 0)
                                 failed++;
         return failed ? -1 : 0;
 }
