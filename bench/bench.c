@@ -123,6 +123,16 @@ int bench_cpu(enum bench_placement p, int thread_index) {
         return (p == BENCH_TWO_CPUS && thread_index == 1) ? bench_opt.cpu_b : bench_opt.cpu_a;
 }
 
+void bench_placement_note(char *buf, size_t size, enum bench_placement p) {
+        if (p == BENCH_FLOAT)
+                snprintf(buf, size, "threads float (no pinning)");
+        else if (p == BENCH_ONE_CPU)
+                snprintf(buf, size, "all threads on cpu %d", bench_opt.cpu_a);
+        else
+                snprintf(buf, size, "producer cpu %d, consumers cpu %d", bench_opt.cpu_a,
+                         bench_opt.cpu_b);
+}
+
 /* syscr and syscw from /proc/thread-self/io, in one read() (the file is a
  * few lines), so that each reading costs exactly one counted read. */
 static bool read_io_counts(uint64_t *ret_reads, uint64_t *ret_writes) {

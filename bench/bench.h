@@ -66,6 +66,10 @@ const char *bench_placement_name(enum bench_placement p);
  * BENCH_ANY_CPU for a floating thread. */
 #define BENCH_ANY_CPU (-1)
 int bench_cpu(enum bench_placement p, int thread_index);
+/* Where a producer (thread 0) and its consumers ran, for a row's note:
+ * "producer cpu 0, consumers cpu 1", "all threads on cpu 0", "threads
+ * float (no pinning)". */
+void bench_placement_note(char *buf, size_t size, enum bench_placement p);
 
 /* What the calling thread has done: read() and write() calls (syscr and
  * syscw of /proc/thread-self/io; 0 when it cannot be read, see ok) and

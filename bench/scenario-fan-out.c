@@ -300,17 +300,6 @@ struct fo_row {
         uint64_t duration_ns;
 };
 
-/* Where the threads ran, for the notes. */
-static void fo_where(char *buf, size_t size, enum bench_placement p) {
-        if (p == BENCH_FLOAT)
-                snprintf(buf, size, "threads float (no pinning)");
-        else if (p == BENCH_ONE_CPU)
-                snprintf(buf, size, "all threads on cpu %d", bench_opt.cpu_a);
-        else
-                snprintf(buf, size, "producer cpu %d, consumers cpu %d", bench_opt.cpu_a,
-                         bench_opt.cpu_b);
-}
-
 /* A row of the fan-out: variant "K=4 seen"..., mechanism and baseline
  * named by the pools' ops (name, or publish_name for the cost row). */
 static void fo_row_report(const struct fo_row *row, const char *suffix, const char *mechanism,
@@ -340,7 +329,7 @@ static void fo_report_latency(const struct fo_row *row, struct fo_pool pool[2],
 
         for (int i = 0; i < 2; i++)
                 fo_seen(&pool[i], row->k, &min[i], &mean[i]);
-        fo_where(where, sizeof(where), row->placement);
+        bench_placement_note(where, sizeof(where), row->placement);
         snprintf(note, sizeof(note),
                  "latency per update seen; fraction of the published updates seen min/mean "
                  "%.3f/%.3f vs %.3f/%.3f; %s; update every %u us, busy-wait pacing; "
