@@ -13,7 +13,7 @@
  * previous update, so a set must write all N eventfds; the honest baseline
  * is then the same 16-byte malloc, memcpy and free plus a bare loop of N
  * eventfd writes, and the library's bookkeeping around them must stay
- * within 10% of it at N = 1.  As in real use, the consumer runs on the
+ * within 10% of it at every N.  As in real use, the consumer runs on the
  * other CPU: before each timed set a helper thread pinned to cpu B gets
  * every watcher (draining its eventfd and re-arming it), or for the
  * baseline reads every eventfd, while the producer is pinned to cpu A, so
