@@ -21,7 +21,7 @@
 struct bench_options {
         bool quick;          /* --quick: the whole run in a few seconds */
         int cpu_a, cpu_b;    /* --cpus A,B: "two CPUs" pins to A and B, "one CPU" to A */
-        const char *only;    /* --scenario NAME: run just that one */
+        const char *only;    /* --scenario NAME[,NAME...]: run just those */
         FILE *csv;           /* --csv FILE: one line per result row */
         int runs;            /* --runs N: repeat everything N times, then summarise */
         int run;             /* the current run, from 1 */

@@ -7,7 +7,8 @@
  * each row's median ratio and its range over the runs, so that one lucky or
  * unlucky run cannot pass for the result.
  *
- *   ev-value-bench [--quick] [--cpus A,B] [--scenario NAME] [--csv FILE] [--runs N]
+ *   ev-value-bench [--quick] [--cpus A,B] [--scenario NAME[,NAME...]] [--csv FILE]
+ *                  [--runs N]
  */
 #include <errno.h>
 #include <getopt.h>
@@ -43,7 +44,7 @@ static const struct bench_scenario scenarios[] = {
 };
 
 static void usage(FILE *out) {
-        fprintf(out, "usage: ev-value-bench [--quick] [--cpus A,B] [--scenario NAME] "
+        fprintf(out, "usage: ev-value-bench [--quick] [--cpus A,B] [--scenario NAME[,NAME...]] "
                      "[--csv FILE] [--runs N]\nscenarios:\n");
         for (size_t i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++)
                 fprintf(out, "  %-19s %s\n", scenarios[i].name, scenarios[i].summary);
@@ -116,15 +117,33 @@ static void print_machine(int argc, char **argv) {
         printf("\n");
 }
 
+/* Whether --scenario names scenario i, alone or in a comma-separated list. */
 static bool scenario_selected(size_t i) {
-        return !bench_opt.only || strcmp(bench_opt.only, scenarios[i].name) == 0;
-}
+        size_t len = strlen(scenarios[i].name);
 
-static bool any_selected(void) {
-        for (size_t i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++)
-                if (scenario_selected(i))
+        if (!bench_opt.only)
+                return true;
+        for (const char *p = bench_opt.only; p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+                if (strncmp(p, scenarios[i].name, len) == 0 && (p[len] == ',' || p[len] == '\0'))
                         return true;
         return false;
+}
+
+/* Whether every name in --scenario names a scenario; says which does not. */
+static bool names_known(void) {
+        for (const char *p = bench_opt.only; p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL) {
+                size_t len = strcspn(p, ",");
+                bool known = false;
+
+                for (size_t i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++)
+                        known |= strlen(scenarios[i].name) == len &&
+                                 strncmp(p, scenarios[i].name, len) == 0;
+                if (!known) {
+                        fprintf(stderr, "no scenario named %.*s\n", (int)len, p);
+                        return false;
+                }
+        }
+        return true;
 }
 
 /* One pass over the selected scenarios; how many failed. */
@@ -154,8 +173,7 @@ int main(int argc, char **argv) {
         bench_init();
         if (parse_options(argc, argv) < 0)
                 return 2;
-        if (!any_selected()) {
-                fprintf(stderr, "no scenario named %s\n", bench_opt.only);
+        if (!names_known()) {
                 usage(stderr);
                 return 2;
         }
