@@ -182,24 +182,26 @@ int bench_pp_compare(const char *scenario, const char *variant, enum bench_place
                      double target);
 
 /* The one-producer, K-consumer harness of scenario-fan-out.c, reused by
- * scenario-peers.c.  The producer publishes a timestamp; consumer i waits
- * at most timeout_ms for the newest one (0, -ETIMEDOUT, or a negative
- * errno); stop wakes every consumer so it notices the end promptly. */
+ * scenario-peers.c.  The producer publishes update numbers 1, 2, 3... (0
+ * while warming up); consumer i waits at most timeout_ms for the newest
+ * one (0, -ETIMEDOUT, or a negative errno); stop wakes every consumer so
+ * it notices the end promptly. */
 struct bench_fo_ops {
         const char *name;
         const char *publish_name;    /* what the producer-cost row measures */
         int (*setup)(void **ret_ctx, int k);
         void (*teardown)(void *ctx);
-        int (*publish)(void *ctx, uint64_t stamp);
+        int (*publish)(void *ctx, uint64_t seq);
         void (*stop)(void *ctx);
-        int (*consume)(void *ctx, int i, int timeout_ms, uint64_t *ret_stamp);
+        int (*consume)(void *ctx, int i, int timeout_ms, uint64_t *ret_seq);
 };
 extern const struct bench_fo_ops bench_fo_evv_epoll;
 /* The same with EV_VALUE_WATCH_SHARED_FD, the fd in epoll edge-triggered. */
 extern const struct bench_fo_ops bench_fo_evv_shared;
 /* Alternate runs of mech and base with k consumers in placement p and
- * report the latency row (and, with cost_row, the producer-cost row);
- * 0, or -1 after reporting an error row. */
+ * report the latency rows, per update seen and per update published (and,
+ * with cost_row, the producer-cost row); 0, or -1 after reporting an
+ * error row. */
 int bench_fo_compare(const char *scenario, const char *variant, enum bench_placement p, int k,
                      const struct bench_fo_ops *mech, const struct bench_fo_ops *base,
                      double target, bool cost_row);
