@@ -11,10 +11,10 @@
  *            one compare-and-swap so exactly one thread, writes the fd
  *            once.  So a watcher is written at most once per unconsumed
  *            update.
- *   WRITING  set with the clearing of ARMED, cleared once the write is
- *            made: a consumer that finds its fd still empty waits for it
- *            (it is a system call away), and ev_watcher_close does not
- *            close the fd under it.
+ *   WRITING  set with the clearing of ARMED, cleared by the signaller once
+ *            its write is made: a consumer that finds its fd still empty
+ *            waits for it (it is a system call away), and ev_watcher_close
+ *            does not close the fd under it.
  *   HELD     the watcher is on value->armed, the lock-free stack of armed
  *            watchers, or in a batch a collector took from it; the holder
  *            owns w->next.  An armed watcher is always held.
@@ -86,17 +86,6 @@ static void notify_clear(ev_value_watcher *w) {
         }
 }
 
-/* The signaller's write is made: clear WRITING, unless the consumer has
- * already consumed it and re-armed for a later state (then WRITING, if
- * set, is a later signaller's). */
-static void notify_written(ev_value_watcher *w, uint64_t seen) {
-        uint64_t word = atomic_load(&w->notify);
-
-        while ((word & NOTIFY_WRITING) && notify_seen(word) == seen &&
-               !atomic_compare_exchange_weak(&w->notify, &word, word & ~NOTIFY_WRITING))
-                ;
-}
-
 /* Clear ARMED in *word (as loaded) with one swap, and if this thread did,
  * make the write.  False when the word changed: *word is reloaded. */
 static bool notify_try_signal(ev_value_watcher *w, uint64_t *word) {
@@ -104,7 +93,10 @@ static bool notify_try_signal(ev_value_watcher *w, uint64_t *word) {
                                           (*word & ~NOTIFY_ARMED) | NOTIFY_WRITING))
                 return false;
         notify_signal(w);
-        notify_written(w, notify_seen(*word));
+        /* A collector that signalled w holds it until after this, so no
+         * other collector can signal it meanwhile; the consumer's own
+         * signal, which can, has no observer before its write is made. */
+        atomic_fetch_and(&w->notify, ~NOTIFY_WRITING);
         return true;
 }
 
@@ -193,7 +185,7 @@ void ev__notify_publish(ev_value *v) {
  * known clear; push it if nobody holds it; then check that no set came in
  * between.  Only the consumer arms, so once seen signalled the word stays
  * so until the swap below: the fd is cleared at most once.  The swap drops
- * WRITING: the write it announced was consumed. */
+ * a WRITING still set: the write it announced was consumed. */
 static void notify_arm(ev_value_watcher *w, uint64_t seen, bool fd_clear) {
         uint64_t armed = NOTIFY_ARMED | NOTIFY_HELD | seen << NOTIFY_SEEN_SHIFT;
         uint64_t word = atomic_load(&w->notify);
