@@ -58,7 +58,7 @@ EV_VALUE_PUBLIC ev_value *ev_value_unref(ev_value *v) {
         return NULL;
 }
 
-static bool value_is_closed_locked(ev_value *v) {
+static bool value_is_closed_locked(const ev_value *v) {
         return atomic_load_explicit(&v->state, memory_order_relaxed) & EV_VALUE_STATE_CLOSED;
 }
 
@@ -76,7 +76,10 @@ static int value_commit_unlock(ev_value *v, int r, ev_value_snapshot *s) {
         state = atomic_load_explicit(&v->state, memory_order_relaxed);
         s->version = (state >> 1) + 1;
         /* The snapshot first, then the state that announces it, so that a
-         * consumer that reads the new state finds it (or a newer one). */
+         * consumer that reads the new state finds it (or a newer one).  The
+         * store is sequentially consistent: it must be visible before
+         * notify.c looks for armed watchers, as a consumer's push must be
+         * before it reads the state again. */
         replaced = ev__slot_replace_locked(&v->current, s);
         atomic_store(&v->state, state + EV_VALUE_STATE_VERSION_ONE);
         pthread_mutex_unlock(&v->lock);
