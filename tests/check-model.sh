@@ -20,6 +20,8 @@
 # cc; it also serves as spin's preprocessor).  Skips when either is missing.
 
 : "${top_srcdir:=.}" "${SPIN:=spin}" "${CC:=cc}"
+full=false
+[ "${1:-}" = --full ] && full=true
 
 model=$top_srcdir/lib/notify.pml
 if [ ! -f "$model" ]; then
@@ -115,7 +117,7 @@ run() {
 start=$(date +%s)
 run model pass
 run model-late-watcher pass -DLATE_WATCHER -DNO_WATCHER_CLOSE
-if [ "${1:-}" = --full ]; then
+if $full; then
         run model-late-watcher-closing pass -DLATE_WATCHER
 fi
 for bug in BUG_CLEAR_ORDER BUG_NO_WRITING_WAIT BUG_COLLECT_BEFORE_STATE \
