@@ -82,6 +82,11 @@ void ev__snapshot_discard(ev_value_snapshot *s);
 /* Drop a reference known to be the last one, without an atomic operation. */
 void ev__snapshot_destroy(ev_value_snapshot *s);
 
+/* value.c */
+/* A new reference to the current snapshot, or NULL; lock-free.  The
+ * value's state counts it by the time this returns. */
+ev_value_snapshot *ev__value_take_current(ev_value *v);
+
 /* slot.c: value->current */
 /* A new reference to the current snapshot, or NULL; lock-free. */
 ev_value_snapshot *ev__slot_take(_Atomic uint64_t *slot);

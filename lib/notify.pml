@@ -14,7 +14,8 @@
  *     it: the closed state under the lock, notify_collect after it;
  *   - consumer(i), one per watcher, two watchers: a loop of ev_watcher_get,
  *     i.e. watcher_take (the lock-free fast path), then watcher_take_new
- *     with ev__slot_take and ev__notify_rearm (notify_arm, notify_clear,
+ *     with ev__value_take_current (which stores the state of a set caught
+ *     between its snapshot and its state) and ev__notify_rearm (notify_arm, notify_clear,
  *     notify_push, notify_signal_self); each get is either preceded by a
  *     poll for POLLIN or made first, with a poll only after -EAGAIN (what
  *     ev_watcher_wait does); the loop ends on -EPIPE.  Consumer 0 may
@@ -435,6 +436,12 @@ inline watcher_get(i) {
 		};
 		if
 		:: r == OK ->
+			atomic {        /* ev__value_take_current's catch-up */
+				if
+				:: state == (sv - 1) * 2 -> state = sv * 2
+				:: else
+				fi
+			};
 			atomic {        /* closed after it? */
 				nseen = sv * 2;
 				if

@@ -191,12 +191,27 @@ EV_VALUE_PUBLIC int ev_value_update(ev_value *v, ev_value_update_fn fn, void *us
         return value_commit_unlock(v, r, s);
 }
 
+ev_value_snapshot *ev__value_take_current(ev_value *v) {
+        ev_value_snapshot *s = ev__slot_take(&v->current);
+        uint64_t behind;
+
+        /* A set makes its snapshot current a moment before it stores the
+         * state that counts it.  If s is that set's, store the state for
+         * it (the set's own store writes the same), so that no snapshot
+         * handed out is newer than ev_value_get_version says. */
+        if (s && (atomic_load(&v->state) >> 1) < s->version) {
+                behind = (s->version - 1) << 1;
+                atomic_compare_exchange_strong(&v->state, &behind, s->version << 1);
+        }
+        return s;
+}
+
 EV_VALUE_PUBLIC int ev_value_get(ev_value *v, ev_value_snapshot **ret) {
         ev_value_snapshot *s;
 
         if (!v || !ret)
                 return -EINVAL;
-        s = ev__slot_take(&v->current);
+        s = ev__value_take_current(v);
         if (!s)
                 return -EAGAIN;
         *ret = s;

@@ -107,10 +107,11 @@ EV_VALUE_PUBLIC int ev_watcher_get_fd(const ev_value_watcher *w) {
 /* The state changed since w's last get: take the newest snapshot, or
  * -EPIPE when it changed only by closing; then re-arm unless closed.  The
  * snapshot is stored before the state that announces it, so it is at
- * least as new as `state`, and may be newer. */
+ * least as new as `state`, and may be newer (the state then counts it
+ * too: ev__value_take_current). */
 static int watcher_take_new(ev_value_watcher *w, uint64_t state, ev_value_snapshot **ret) {
         ev_value *v = w->value;
-        ev_value_snapshot *s = ev__slot_take(&v->current);
+        ev_value_snapshot *s = ev__value_take_current(v);
         uint64_t seen = state;
 
         if (s && s->version > w->seen_state >> 1) {

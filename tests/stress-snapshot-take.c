@@ -7,7 +7,8 @@
  * current snapshot in a tight loop, two with ev_value_get and two through
  * a watcher with ev_watcher_get, and check the bytes of every snapshot
  * they hold: a snapshot destroyed while still referenced shows the poison
- * (and is a use after free under ASan and valgrind).  At the end every
+ * (and is a use after free under ASan and valgrind), and none may be
+ * newer than ev_value_get_version says.  At the end every
  * snapshot was destroyed exactly once: the destroy count equals the number
  * of sets.  Sets per producer default to 200000 (argv[1] or
  * EV_VALUE_STRESS_SCALE to change).
@@ -67,6 +68,9 @@ static void check_snapshot(ev_value_snapshot *s) {
         check(ev_snapshot_size(s) == sizeof(*p), "size %zu", ev_snapshot_size(s));
         check(p->checksum == stress_checksum(&p->seq, sizeof(p->seq)),
               "a held snapshot was destroyed (seq %" PRIx64 ")", p->seq);
+        check(ev_snapshot_version(s) <= ev_value_get_version(value),
+              "snapshot %" PRIu64 " is newer than the value's version %" PRIu64,
+              ev_snapshot_version(s), ev_value_get_version(value));
         ev_snapshot_unref(s);
 }
 
