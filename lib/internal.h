@@ -32,17 +32,16 @@
 #define EV_VALUE_STATE_CLOSED UINT64_C(1)
 #define EV_VALUE_STATE_VERSION_ONE UINT64_C(2)
 
-/* Separates what consumers write (the armed stack) from what they only
- * read (the state), so that a consumer's push does not evict the state
- * from the other consumers' caches. */
+/* Separates what consumers write (the armed stack, the borrow count of
+ * the current snapshot) from what they only read (the state), so that one
+ * consumer's push or borrow does not evict the state from the other
+ * consumers' caches: a get with nothing new reads the state alone. */
 #define EV_VALUE_CACHE_LINE 64
 
 struct ev_value {
         /* version << 1 | closed; stored by producers under lock, read
          * anywhere. */
         _Atomic uint64_t state;
-        /* The current snapshot as a split reference count (slot.c). */
-        _Atomic uint64_t current;
         atomic_ulong n_ref;
         atomic_size_t n_watchers;   /* live watchers of either kind */
         atomic_size_t n_shared;     /* live shared-fd watchers */
@@ -50,6 +49,8 @@ struct ev_value {
         pthread_mutex_t lock;       /* serialises producers, and only them */
         /* Watchers waiting for a state newer than their own (notify.c). */
         _Alignas(EV_VALUE_CACHE_LINE) _Atomic(ev_value_watcher *) armed;
+        /* The current snapshot as a split reference count (slot.c). */
+        _Atomic uint64_t current;
 };
 
 struct ev_value_watcher {

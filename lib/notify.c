@@ -65,7 +65,7 @@ static void notify_signal(ev_value_watcher *w) {
         ev__eventfd_signal(w->fd);
 }
 
-/* Sleep until w's fd is readable, or a short while. */
+/* Sleep until fd is readable, or a short while. */
 static void notify_sleep_owed(int fd) {
         struct pollfd pfd = { .fd = fd, .events = POLLIN };
 

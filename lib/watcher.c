@@ -131,8 +131,10 @@ static int watcher_take_new(ev_value_watcher *w, uint64_t state, ev_value_snapsh
         return 0;
 }
 
-/* The body of ev_watcher_get, for a caller that holds w->busy.  A state
- * older than the one seen is a set whose snapshot was already taken. */
+/* The body of ev_watcher_get, for a caller that holds w->busy.  The state
+ * is never below the one seen (ev__value_take_current makes it count the
+ * snapshot taken); <= rather than == only so that nothing here relies on
+ * it. */
 static int watcher_take(ev_value_watcher *w, ev_value_snapshot **ret) {
         uint64_t state = atomic_load_explicit(&w->value->state, memory_order_acquire);
 
