@@ -160,32 +160,26 @@ static void copy_and_free(struct set_ctx *ctx) {
         free(p);
 }
 
-static double measure_floor(void *userdata) {
-        struct set_ctx *ctx = userdata;
+/* ns per call of publish, timed over a batch. */
+static double measure_batch(struct set_ctx *ctx, void (*publish)(struct set_ctx *ctx)) {
         uint64_t t0 = bench_now_ns();
 
         for (int i = 0; i < SET_BATCH; i++)
-                floor_publish(ctx);
+                publish(ctx);
         return (double)(bench_now_ns() - t0) / SET_BATCH;
 }
 
-static double measure_floor_ordered(void *userdata) {
-        struct set_ctx *ctx = userdata;
-        uint64_t t0 = bench_now_ns();
+static double measure_floor(void *userdata) {
+        return measure_batch(userdata, floor_publish);
+}
 
-        for (int i = 0; i < SET_BATCH; i++)
-                floor_publish_ordered(ctx);
-        return (double)(bench_now_ns() - t0) / SET_BATCH;
+static double measure_floor_ordered(void *userdata) {
+        return measure_batch(userdata, floor_publish_ordered);
 }
 
 /* Sets that write nothing: every watcher is already signaled. */
 static double measure_idle_sets(void *userdata) {
-        struct set_ctx *ctx = userdata;
-        uint64_t t0 = bench_now_ns();
-
-        for (int i = 0; i < SET_BATCH; i++)
-                set_once(ctx);
-        return (double)(bench_now_ns() - t0) / SET_BATCH;
+        return measure_batch(userdata, set_once);
 }
 
 /* The naive producer: write every eventfd, as many passes as make
