@@ -9,7 +9,7 @@
  * call would cost if it asked the kernel, a read() of an empty non-blocking
  * eventfd.  A timing cannot prove that no system call hides on the path, so
  * the system calls of 100,000 gets are also counted, exactly, with the
- * seccomp trap of tests/syscall-trap.h.
+ * seccomp trap of common/syscall-trap.h.
  */
 #include "config.h"
 

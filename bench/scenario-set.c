@@ -24,7 +24,7 @@
  * library's bookkeeping, and N = 10,000 needs 10,000 descriptors, not
  * 20,000.  On a noisy VM, where a system call costs hundreds of nanoseconds
  * or more, the exact system-call counts of the seccomp trap
- * (tests/syscall-trap.h) are the strongest evidence, so each row's note
+ * (common/syscall-trap.h) are the strongest evidence, so each row's note
  * carries them.
  */
 #include "config.h"

@@ -15,27 +15,11 @@
 
 #include "ev-value.h"
 #include "helpers.h"
-#include "syscall-trap.h"
+#include "syscall-count.h"
 
 #define MAX_TRAPPED 64
 
 static struct trapped_call trapped[MAX_TRAPPED];
-
-/* Run body on a thread of its own with every system call trapped and
- * recorded in trapped[]; returns how many system calls it made. */
-static size_t count_syscalls(void (*body)(void *), void *userdata) {
-        const char *unsupported = syscall_trap_unsupported();
-        size_t count = 0;
-        int r;
-
-        if (unsupported)
-                cr_skip_test("cannot count system calls: %s", unsupported);
-        r = syscall_trap_run(body, userdata, trapped, MAX_TRAPPED, &count);
-        if (r == -EINVAL || r == -ENOSYS)
-                cr_skip_test("seccomp filters are not available: %s", strerror(-r));
-        cr_assert_eq(r, 0, "seccomp: %s", strerror(-r));
-        return count;
-}
 
 #define N_CALLS 1000
 
@@ -58,21 +42,21 @@ Test(cost, get_with_nothing_new_makes_no_system_call, .timeout = 10) {
         struct get_loop loop = { .w = w };
 
         /* Never set: nothing new. */
-        cr_assert_eq(count_syscalls(get_many, &loop), 0);
+        cr_assert_eq(count_syscalls(get_many, &loop, trapped, MAX_TRAPPED), 0);
         for (int i = 0; i < N_CALLS; i++)
                 cr_assert_eq(loop.results[i], -EAGAIN);
 
         /* Set and consumed: nothing new again. */
         set_string_or_fail(v, "a");
         ev_snapshot_unref(get_or_fail(w));
-        cr_assert_eq(count_syscalls(get_many, &loop), 0);
+        cr_assert_eq(count_syscalls(get_many, &loop, trapped, MAX_TRAPPED), 0);
         for (int i = 0; i < N_CALLS; i++)
                 cr_assert_eq(loop.results[i], -EAGAIN);
 
         /* Closed and drained: -EPIPE, still without a system call. */
         close_or_fail(v);
         get_fails_with(w, -EPIPE);
-        cr_assert_eq(count_syscalls(get_many, &loop), 0);
+        cr_assert_eq(count_syscalls(get_many, &loop, trapped, MAX_TRAPPED), 0);
         for (int i = 0; i < N_CALLS; i++)
                 cr_assert_eq(loop.results[i], -EPIPE);
 
@@ -105,7 +89,7 @@ Test(cost, set_to_watchers_already_signaled_makes_no_system_call, .timeout = 10)
         /* The first set signals every watcher; none consumes it. */
         set_string_or_fail(v, "first");
 
-        cr_assert_eq(count_syscalls(set_many, &loop), 0);
+        cr_assert_eq(count_syscalls(set_many, &loop, trapped, MAX_TRAPPED), 0);
         for (int i = 0; i < N_CALLS; i++)
                 cr_assert_eq(loop.results[i], 0);
         cr_assert_eq(ev_value_get_version(v), 1 + N_CALLS);
@@ -131,7 +115,7 @@ Test(cost, set_writes_each_armed_watcher_once, .timeout = 10) {
 
         /* Five sets: the first writes each eventfd once, the next four
          * find every watcher already signaled. */
-        cr_assert_eq(count_syscalls(set_many, &loop), N_WATCHERS);
+        cr_assert_eq(count_syscalls(set_many, &loop, trapped, MAX_TRAPPED), N_WATCHERS);
         for (int t = 0; t < N_WATCHERS; t++) {
                 cr_assert_eq(trapped[t].nr, SYS_write);
                 for (int i = 0; i < N_WATCHERS; i++) {
@@ -155,7 +139,7 @@ Test(cost, successful_get_reads_its_eventfd_once, .timeout = 10) {
 
         for (int i = 0; i < 10; i++)
                 set_string_or_fail(v, "many sets, one get");
-        cr_assert_eq(count_syscalls(get_call_once, &c), 1);
+        cr_assert_eq(count_syscalls(get_call_once, &c, trapped, MAX_TRAPPED), 1);
         cr_assert_eq(trapped[0].nr, SYS_read);
         cr_assert_eq(trapped[0].arg0, ev_watcher_get_fd(w));
         cr_assert_eq(c.result, 0);

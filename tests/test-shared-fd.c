@@ -30,7 +30,7 @@
 #include <unistd.h>
 
 #include "helpers.h"
-#include "syscall-trap.h"
+#include "syscall-count.h"
 
 /* ------------------------------------------------------------- helpers */
 
@@ -161,23 +161,6 @@ static void consumers_fini(struct consumer *cs, int k) {
 
 static struct trapped_call trapped[MAX_TRAPPED];
 
-/* Run body on a thread of its own with every system call trapped and
- * recorded in trapped[]; returns how many system calls it made. */
-static size_t count_syscalls(void (*body)(void *), void *userdata) {
-        const char *unsupported = syscall_trap_unsupported();
-        size_t count = 0;
-        int r;
-
-        if (unsupported)
-                cr_skip_test("cannot count system calls: %s", unsupported);
-        r = syscall_trap_run(body, userdata, trapped, MAX_TRAPPED, &count);
-        if (r == -EINVAL || r == -ENOSYS)
-                cr_skip_test("seccomp filters are not available: %s", strerror(-r));
-        cr_assert_eq(r, 0, "seccomp: %s", strerror(-r));
-        cr_assert_leq(count, MAX_TRAPPED, "%zu system calls, more than recorded", count);
-        return count;
-}
-
 /* Asserts that trapped[0..n) are n writes, n_to_a of them to fd_a and the
  * rest to fd_b (-1: none expected). */
 static void assert_trapped_writes(size_t n, int fd_a, size_t n_to_a, int fd_b) {
@@ -219,7 +202,7 @@ static size_t count_sets(ev_value *v, int n) {
         size_t count;
 
         cr_assert_leq(n, MAX_SETS);
-        count = count_syscalls(set_many, &loop);
+        count = count_syscalls(set_many, &loop, trapped, MAX_TRAPPED);
         for (int i = 0; i < n; i++)
                 cr_assert_eq(loop.results[i], 0, "set %d: %s", i, strerror(-loop.results[i]));
         return count;
@@ -523,7 +506,7 @@ Test(shared_fd, set_owned_and_the_close_write_the_shared_fd_once_each, .timeout 
                 ws[i] = watch_shared_or_fail(v);
         /* set_owned: one write; close: one; a second close and a refused
          * set: none. */
-        n = count_syscalls(set_owned_then_close, &c);
+        n = count_syscalls(set_owned_then_close, &c, trapped, MAX_TRAPPED);
         cr_assert_eq(c.r_owned, 0);
         cr_assert_eq(c.r_close, 0);
         cr_assert_eq(c.r_close_again, 0);
@@ -600,17 +583,17 @@ Test(shared_fd, get_never_reads_the_shared_fd, .timeout = 10) {
         set_string_or_fail(v, "a1");
         set_string_or_fail(v, "a2");
         /* A get that returns a snapshot: no read, no system call at all. */
-        n = count_syscalls(get_call_once, &c);
+        n = count_syscalls(get_call_once, &c, trapped, MAX_TRAPPED);
         cr_assert_eq(c.result, 0);
         cr_assert_eq(c.version, 2);
         cr_assert_eq(n, 0, "a successful get made %zu system calls", n);
         /* Nothing new. */
-        n = count_syscalls(get_call_once, &c);
+        n = count_syscalls(get_call_once, &c, trapped, MAX_TRAPPED);
         cr_assert_eq(c.result, -EAGAIN);
         cr_assert_eq(n, 0, "an -EAGAIN get made %zu system calls", n);
         /* Closed: the last snapshot was seen, -EPIPE. */
         close_or_fail(v);
-        n = count_syscalls(get_call_once, &c);
+        n = count_syscalls(get_call_once, &c, trapped, MAX_TRAPPED);
         cr_assert_eq(c.result, -EPIPE);
         cr_assert_eq(n, 0, "an -EPIPE get made %zu system calls", n);
 

@@ -3,7 +3,8 @@
  * Count the system calls a piece of code makes, exactly: run it on a thread
  * of its own under a seccomp filter that traps every system call into a
  * SIGSYS handler, which records the call and returns as if it had succeeded
- * without running it.  Shared by the cost tests and the benchmark.
+ * without running it.  Shared by the cost tests and the benchmark, which is why
+ * it lives in neither tests/ nor bench/.
  */
 #ifndef EV_VALUE_SYSCALL_TRAP_H
 #define EV_VALUE_SYSCALL_TRAP_H
