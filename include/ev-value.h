@@ -126,10 +126,14 @@ static inline void ev_snapshot_unrefp(ev_value_snapshot **p) {
  *   int prefix_wait(ev_value_watcher *w, int timeout_ms, int cancel_fd,
  *                   type *ret);                              ev_watcher_wait()
  * A snapshot whose size is not sizeof(type) (set through the untyped API)
- * gives -EBADMSG and leaves *ret alone.
+ * gives -EBADMSG and leaves *ret alone.  The functions are marked unused so
+ * that a file using some of them draws no -Wunused-function (clang warns
+ * for static inline functions defined in the main file).
  */
+#define EV_VALUE_TYPED_FUNCTION_ __attribute__((unused)) static inline
 #define EV_VALUE_DEFINE_TYPED(prefix, type)                                            \
-        static inline int prefix##_copy_out_(ev_value_snapshot *s, type *ret) {       \
+        EV_VALUE_TYPED_FUNCTION_ int prefix##_copy_out_(ev_value_snapshot *s,          \
+                                                       type *ret) {                    \
                 int r = -EBADMSG;                                                      \
                 if (ev_snapshot_size(s) == sizeof(type)) {                             \
                         memcpy(ret, ev_snapshot_data(s), sizeof(type));                \
@@ -138,24 +142,25 @@ static inline void ev_snapshot_unrefp(ev_value_snapshot **p) {
                 ev_snapshot_unref(s);                                                  \
                 return r;                                                              \
         }                                                                              \
-        static inline int prefix##_set(ev_value *v, const type *data) {               \
+        EV_VALUE_TYPED_FUNCTION_ int prefix##_set(ev_value *v, const type *data) {     \
                 return ev_value_set(v, data, sizeof(type));                            \
         }                                                                              \
-        static inline int prefix##_set_if_changed(ev_value *v, const type *data) {    \
+        EV_VALUE_TYPED_FUNCTION_ int prefix##_set_if_changed(ev_value *v,              \
+                                                            const type *data) {        \
                 return ev_value_set_flags(v, data, sizeof(type), EV_VALUE_SET_IF_CHANGED); \
         }                                                                              \
-        static inline int prefix##_peek(ev_value *v, type *ret) {                     \
+        EV_VALUE_TYPED_FUNCTION_ int prefix##_peek(ev_value *v, type *ret) {           \
                 ev_value_snapshot *s;                                                  \
                 int r = ret ? ev_value_get(v, &s) : -EINVAL;                           \
                 return r < 0 ? r : prefix##_copy_out_(s, ret);                         \
         }                                                                              \
-        static inline int prefix##_get(ev_value_watcher *w, type *ret) {              \
+        EV_VALUE_TYPED_FUNCTION_ int prefix##_get(ev_value_watcher *w, type *ret) {    \
                 ev_value_snapshot *s;                                                  \
                 int r = ret ? ev_watcher_get(w, &s) : -EINVAL;                         \
                 return r < 0 ? r : prefix##_copy_out_(s, ret);                         \
         }                                                                              \
-        static inline int prefix##_wait(ev_value_watcher *w, int timeout_ms, int cancel_fd, \
-                                        type *ret) {                                   \
+        EV_VALUE_TYPED_FUNCTION_ int prefix##_wait(ev_value_watcher *w, int timeout_ms, \
+                                                   int cancel_fd, type *ret) {         \
                 ev_value_snapshot *s;                                                  \
                 int r = ret ? ev_watcher_wait(w, timeout_ms, cancel_fd, &s) : -EINVAL; \
                 return r < 0 ? r : prefix##_copy_out_(s, ret);                         \

@@ -15,14 +15,21 @@
 # pointer types are incompatible (as C) or cannot be converted (as C++),
 # and names the wrong type.  Diagnostics are read in the C locale.
 #
+# tests/typed-one.c uses one generated function only, as most files do; it
+# must compile to an object with no diagnostic under -Wall -Wextra
+# -Wpedantic -Werror with $CC, gcc and clang as C11, and $CXX, g++ and
+# clang++ as C++11, each that is installed: the unused ones must not draw
+# -Wunused-function.
+#
 # Run by `make check` with top_srcdir, CC and CXX in the environment.
 # Exit 0 pass, 1 fail, 77 skip (no working C compiler).
 
 : "${top_srcdir:=.}" "${CC:=cc}" "${CXX=}"
 
 src=$top_srcdir/tests/typed-wrong.c
+one=$top_srcdir/tests/typed-one.c
 header=$top_srcdir/include/ev-value.h
-for f in "$src" "$header"; do
+for f in "$src" "$one" "$header"; do
         if [ ! -f "$f" ]; then
                 echo "check-typed: $f not found" >&2
                 exit 1
@@ -112,6 +119,42 @@ check_wrong() {
         fi
 }
 
+# tests/typed-one.c with compiler $2 as language $1 (c or c++).
+check_one_use() {
+        lang=$1
+        compiler=$2
+        std=c11
+        [ "$lang" = c ] || std=c++11
+        # shellcheck disable=SC2086
+        if ! $compiler -x "$lang" -std=$std -I"$top_srcdir/include" -Wall -Wextra -Wpedantic \
+                -Werror -c "$one" -o "$tmp/one.o" >"$tmp/out" 2>&1; then
+                bad "a file using one typed function does not compile with $compiler:"
+                show "$tmp/out"
+        elif [ -s "$tmp/out" ]; then
+                bad "a file using one typed function draws diagnostics from $compiler:"
+                show "$tmp/out"
+        else
+                pass "a file using one typed function compiles with $compiler, no diagnostic"
+        fi
+}
+
+# Each compiler once: $CC may be gcc or clang itself.
+check_one_use_with() {
+        lang=$1
+        shift
+        seen=
+        for compiler in "$@"; do
+                [ -n "$compiler" ] || continue
+                case " $seen " in *" $compiler "*) continue ;; esac
+                seen="$seen $compiler"
+                if command -v "${compiler%% *}" >/dev/null 2>&1; then
+                        check_one_use "$lang" "$compiler"
+                else
+                        skip "$compiler is not installed"
+                fi
+        done
+}
+
 printf 'int check_typed_probe;\n' >"$tmp/probe.c"
 if ! $CC -x c -std=c11 -fsyntax-only "$tmp/probe.c" >"$tmp/out" 2>&1; then
         echo "check-typed: SKIP: '$CC -std=c11' does not compile a trivial file:"
@@ -120,6 +163,7 @@ if ! $CC -x c -std=c11 -fsyntax-only "$tmp/probe.c" >"$tmp/out" 2>&1; then
 fi
 
 check_right c
+check_one_use_with c "$CC" gcc clang
 for case in $cases; do
         check_wrong c "${case%%:*}" "${case#*:}" -Werror=incompatible-pointer-types \
                 'incompatible[ -]pointer[ -]type'
@@ -138,6 +182,7 @@ else
 fi
 if [ $have_cxx = yes ]; then
         check_right c++
+        check_one_use_with c++ "$CXX" g++ clang++
         for case in $cases; do
                 check_wrong c++ "${case%%:*}" "${case#*:}" '' 'convert|conversion'
         done
