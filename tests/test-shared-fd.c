@@ -819,13 +819,18 @@ Test(shared_fd, wait_gives_eopnotsupp_after_the_argument_checks, .timeout = 10) 
         drain_string_or_fail(w, 1, "a1");
         /* Seen, where a wait on the always readable fd would spin forever. */
         wait_fails_with(w, -1, -1, -EOPNOTSUPP);
-        /* Closed. */
+        /* Closed with an unseen snapshot, which a wait on an own fd would
+         * return (ev_watcher_wait(3)): it is left for get too. */
+        set_string_or_fail(v, "a2");
         close_or_fail(v);
+        wait_fails_with(w, -1, -1, -EOPNOTSUPP);
+        get_string_or_fail(w, 2, "a2");
+        /* Closed and seen. */
         wait_fails_with(w, -1, -1, -EOPNOTSUPP);
         get_fails_with(w, -EPIPE);
 
         /* An own-fd watcher of the same value waits as ever. */
-        wait_string_or_fail(own, -1, -1, 1, "a1");
+        wait_string_or_fail(own, -1, -1, 2, "a2");
         wait_fails_with(own, -1, -1, -EPIPE);
 
         close(cancel_fd);
