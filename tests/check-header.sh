@@ -346,9 +346,12 @@ peers_compare() {
         done
 }
 
-langs=c
-[ $have_cxx = yes ] && langs='c c++'
-for lang in $langs; do
+# Each usable peer header alone, then all of them together, next to $ours
+# as language $1; $2 words the skips ("" or " next to ev-value-uring.h").
+# Sets $usable to the -D macros of the usable peers.
+check_peers() {
+        lang=$1
+        where=$2
         usable=
         usable_names=
         for peer in $peers; do
@@ -359,24 +362,30 @@ for lang in $langs; do
                         usable_names="$usable_names <$name>"
                         peers_compare "$lang" "-DHEADER_PEERS_$macro" "" "<$name>"
                 elif grep -q 'No such file\|file not found' "$tmp/diag"; then
-                        skip "<$name> as $lang: not installed"
+                        skip "<$name>$where as $lang: not installed"
                 else
-                        skip "<$name> as $lang: does not compile alone: $(grep -m1 -i error "$tmp/diag")"
+                        skip "<$name>$where as $lang: does not compile alone: $(grep -m1 -i error "$tmp/diag")"
                 fi
         done
         case $usable in
         '')
-                skip "peer headers as $lang: none of <liburing.h>, <systemd/sd-event.h>, <ev.h>, <event2/event.h>, <glib.h> usable"
+                skip "peer headers$where as $lang: none of <liburing.h>, <systemd/sd-event.h>, <ev.h>, <event2/event.h>, <glib.h> usable"
                 ;;
         *' '*' '*)
                 if peers_compile "$lang" "$usable"; then
                         peers_compare "$lang" "$usable" "" "together with$usable_names"
                 else
-                        skip "peers together as $lang: they do not compile together without ev-value.h:
+                        skip "peers together$where as $lang: they do not compile together without $ours:
 $(sed 's/^/    /' "$tmp/diag")"
                 fi
                 ;;
         esac
+}
+
+langs=c
+[ $have_cxx = yes ] && langs='c c++'
+for lang in $langs; do
+        check_peers "$lang" ""
         case $usable in
         *-DHEADER_PEERS_LIBEV\ *|*-DHEADER_PEERS_LIBEV)
                 peers_compare "$lang" "-DHEADER_PEERS_LIBEV" "-DHEADER_PEERS_USE" \
@@ -404,30 +413,7 @@ if [ $have_uring = yes ]; then
         cflags="$cflags $LIBURING_CFLAGS"
         cxxflags="$cxxflags $LIBURING_CFLAGS"
         for lang in $langs; do
-                usable=
-                usable_names=
-                for peer in $peers; do
-                        macro=${peer%%:*}
-                        name=${peer#*:}
-                        if peers_compile "$lang" "-DHEADER_PEERS_$macro"; then
-                                usable="$usable -DHEADER_PEERS_$macro"
-                                usable_names="$usable_names <$name>"
-                                peers_compare "$lang" "-DHEADER_PEERS_$macro" "" "<$name>"
-                        elif grep -q 'No such file\|file not found' "$tmp/diag"; then
-                                skip "<$name> next to ev-value-uring.h as $lang: not installed"
-                        else
-                                skip "<$name> next to ev-value-uring.h as $lang: does not compile alone: $(grep -m1 -i error "$tmp/diag")"
-                        fi
-                done
-                case $usable in
-                *' '*' '*)
-                        if peers_compile "$lang" "$usable"; then
-                                peers_compare "$lang" "$usable" "" "together with$usable_names"
-                        else
-                                skip "peers together next to ev-value-uring.h as $lang: they do not compile together"
-                        fi
-                        ;;
-                esac
+                check_peers "$lang" " next to ev-value-uring.h"
         done
 fi
 
