@@ -3,7 +3,7 @@
  * The helpers of bench.h: time, placement, per-thread counters, limits,
  * statistics, the interleaving of a mechanism with its baseline, and the
  * report (a readable table on stdout and, with --csv, one CSV line per
- * row), with the summary over repeated runs.
+ * row), with the summary over repeated runs and the check of the targets.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -330,8 +330,9 @@ void bench_report(const struct bench_row *row) {
         char target[24] = "-", value_text[24];
 
         print_header();
-        if (row->baseline && row->target > 0) {
-                met = value <= row->target ? "met" : "MISSED";
+        if (row->target > 0) {
+                /* A target without a baseline cannot be checked: missed. */
+                met = row->baseline && value <= row->target ? "met" : "MISSED";
                 format_target(target, sizeof(target), row->compare, row->target);
         }
         format_compared(value_text, sizeof(value_text), row->compare, value);
@@ -349,13 +350,14 @@ void bench_report(const struct bench_row *row) {
                         row->baseline ? row->baseline_p99 : NAN, value, row->target, met,
                         row->note ? row->note : "", compare_names[row->compare], bench_opt.run);
         fflush(stdout);
-        if (row->baseline)
+        if (row->baseline || row->target > 0)
                 summary_add(row, value, met);
 }
 
-/* ---- the summary over --runs ---- */
+/* ---- the summary over --runs, and the targets ---- */
 
-/* One row of the table, identified by everything but its numbers. */
+/* One row of the table, identified by everything but its numbers; a row
+ * reported again in a later run adds to the same entry. */
 struct summary_entry {
         char *scenario, *variant, *placement, *mechanism, *baseline;
         enum bench_compare compare;
@@ -366,11 +368,18 @@ struct summary_entry {
 
 static struct summary_entry *summary;
 static size_t summary_n, summary_cap;
+/* Reports that could not be kept (out of memory): the counts say so. */
+static size_t summary_lost;
+
+static const char *row_baseline(const struct bench_row *row) {
+        return row->baseline ? row->baseline : "-";
+}
 
 static bool summary_same(const struct summary_entry *e, const struct bench_row *row) {
         return strcmp(e->scenario, row->scenario) == 0 && strcmp(e->variant, row->variant) == 0 &&
                strcmp(e->placement, row->placement) == 0 &&
-               strcmp(e->mechanism, row->mechanism) == 0 && strcmp(e->baseline, row->baseline) == 0;
+               strcmp(e->mechanism, row->mechanism) == 0 &&
+               strcmp(e->baseline, row_baseline(row)) == 0 && e->compare == row->compare;
 }
 
 static struct summary_entry *summary_find(const struct bench_row *row) {
@@ -392,7 +401,7 @@ static struct summary_entry *summary_find(const struct bench_row *row) {
         *e = (struct summary_entry){
                 .scenario = strdup(row->scenario), .variant = strdup(row->variant),
                 .placement = strdup(row->placement), .mechanism = strdup(row->mechanism),
-                .baseline = strdup(row->baseline), .compare = row->compare,
+                .baseline = strdup(row_baseline(row)), .compare = row->compare,
                 .target = row->target,
         };
         if (!e->scenario || !e->variant || !e->placement || !e->mechanism || !e->baseline)
@@ -403,16 +412,30 @@ static struct summary_entry *summary_find(const struct bench_row *row) {
 
 static void summary_add(const struct bench_row *row, double value, const char *met) {
         struct summary_entry *e = summary_find(row);
+        size_t n;
 
-        if (!e)
+        if (!e) {
+                summary_lost++;
                 return;
+        }
+        n = e->values.n;
         bench_samples_add(&e->values, value);
+        if (e->values.n == n) {
+                summary_lost++;
+                return;
+        }
         if (strcmp(met, "met") == 0)
                 e->met++;
 }
 
+/* The verdict on an entry's target: its value, or with --runs the median
+ * of its values over the runs, at or below the target. */
+static bool summary_met(struct summary_entry *e) {
+        return bench_samples_quantile(&e->values, 0.5) <= e->target;
+}
+
 static void summary_print_entry(struct summary_entry *e) {
-        char median[24], min[24], max[24], target[24] = "-", met[16] = "-";
+        char median[24], min[24], max[24], target[24] = "-", met[48] = "-";
         size_t n = e->values.n;
 
         format_compared(median, sizeof(median), e->compare,
@@ -436,7 +459,38 @@ void bench_summary_print(void) {
                "placement", "mechanism", "baseline", "median", "min", "max", "target",
                "met in runs");
         for (size_t i = 0; i < summary_n; i++)
-                summary_print_entry(&summary[i]);
+                if (summary[i].values.n > 0)
+                        summary_print_entry(&summary[i]);
+        fflush(stdout);
+}
+
+void bench_targets_print(void) {
+        size_t met = 0, missed = 0;
+
+        for (size_t i = 0; i < summary_n; i++)
+                if (summary[i].target > 0 && summary[i].values.n > 0)
+                        summary_met(&summary[i]) ? met++ : missed++;
+        printf("\ntargets: %zu met, %zu missed%s", met, missed, missed ? ":" : "");
+        for (size_t i = 0; i < summary_n; i++) {
+                struct summary_entry *e = &summary[i];
+                char value[24], target[24];
+
+                if (e->target <= 0 || e->values.n == 0 || summary_met(e))
+                        continue;
+                format_compared(value, sizeof(value), e->compare,
+                                bench_samples_quantile(&e->values, 0.5));
+                format_target(target, sizeof(target), e->compare, e->target);
+                printf("\n  %s %s%s%s, %s vs %s: %s, target %s", e->scenario, e->variant,
+                       strcmp(e->placement, "-") ? ", " : "",
+                       strcmp(e->placement, "-") ? e->placement : "", e->mechanism, e->baseline,
+                       value, target);
+        }
+        printf("\n");
+        if (bench_opt.runs > 1)
+                printf("(with --runs, a row's verdict is its median over the %d runs)\n",
+                       bench_opt.runs);
+        if (summary_lost)
+                printf("(%zu reports left out: out of memory)\n", summary_lost);
         fflush(stdout);
 }
 

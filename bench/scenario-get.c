@@ -108,7 +108,8 @@ static void get_counted(void *userdata) {
 }
 
 /* Count the system calls of GET_COUNTED gets into note; -1 when there
- * were some (the contract says a no-change get makes none). */
+ * were some (ev_watcher_get(3): a get that fails with -EAGAIN makes
+ * no system call). */
 static int get_count_syscalls(struct get_ctx *ctx, char *note, size_t size) {
         const char *why = syscall_trap_unsupported();
         size_t count = 0;

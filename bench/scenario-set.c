@@ -2,8 +2,9 @@
 /*
  * Scenarios "set-idle" and "set-armed": what an ev_value_set costs with N
  * watchers.  In set-idle no watcher consumes, so after the first set every
- * watcher already holds a notification and the contract says a set writes
- * nothing: its cost must not grow with N.  Its floor is what any set must
+ * watcher already holds a notification, which a set leaves alone
+ * (ev_value_set(3), and "Cost" in libevvalue(7)): its cost must not grow
+ * with N.  Its floor is what any set must
  * do: copy the 16 bytes into a new allocation, publish the pointer with one
  * atomic exchange and free the one it replaces (target: within 1.5x of
  * that, at every N).  It is also measured against a set with one watcher
