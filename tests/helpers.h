@@ -32,6 +32,24 @@
 
 #include "ev-value.h"
 
+/* Releases what a variable holds when it goes out of scope, as systemd's
+ * tests do: _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+ * The functions run in the reverse order of the declarations, on every
+ * return.  A failing cr_assert leaves the test by longjmp, which runs no
+ * cleanup; the test's process ends right after (criterion forks one a
+ * test), and a suite's .fini, which does run, is the place for what must
+ * be released even then. */
+#define _cleanup_(f) __attribute__((cleanup(f)))
+
+/* For _cleanup_: closes *fd if it is not negative, keeping errno. */
+static inline void closep(int *fd) {
+        int saved_errno = errno;
+
+        if (*fd >= 0)
+                close(*fd);
+        errno = saved_errno;
+}
+
 /* Pointers no library writes on its own: an output parameter that starts as
  * one of them and is compared afterwards shows whether a call wrote it. */
 #define VALUE_SENTINEL ((ev_value *)(uintptr_t)0x5e471e1)

@@ -16,10 +16,6 @@
 
 #include "helpers.h"
 
-#define cleanup_value __attribute__((cleanup(ev_value_unrefp)))
-#define cleanup_watcher __attribute__((cleanup(ev_watcher_closep)))
-#define cleanup_snapshot __attribute__((cleanup(ev_snapshot_unrefp)))
-
 /* Asserts that set_owned of a copy of str into v succeeds, counted by log. */
 static void set_owned_string_or_fail(ev_value *v, const char *str, struct destroy_log *log) {
         char *data = strdup_or_fail(str);
@@ -31,7 +27,7 @@ Test(cleanup, value_unrefp_releases_the_value_at_the_end_of_the_scope) {
         struct destroy_log log = { 0 };
 
         {
-                cleanup_value ev_value *v = value_new_or_fail();
+                _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
 
                 set_owned_string_or_fail(v, "held by the value", &log);
                 cr_assert_eq(atomic_load(&log.calls), 0);
@@ -45,7 +41,7 @@ Test(cleanup, value_unrefp_drops_only_its_own_reference) {
 
         set_owned_string_or_fail(kept, "still held", &log);
         {
-                cleanup_value ev_value *v = ev_value_ref(kept);
+                _cleanup_(ev_value_unrefp) ev_value *v = ev_value_ref(kept);
 
                 cr_assert_eq(v, kept);
         }
@@ -56,11 +52,11 @@ Test(cleanup, value_unrefp_drops_only_its_own_reference) {
 }
 
 Test(cleanup, watcher_closep_closes_the_watcher_and_its_fd_at_the_end_of_the_scope) {
-        ev_value *v = value_new_or_fail();
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
         int n_fds = count_open_fds();
 
         {
-                cleanup_watcher ev_value_watcher *w = watch_or_fail(v);
+                _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
 
                 cr_assert_eq(ev_value_get_watcher_count(v), 1);
                 cr_assert_eq(count_open_fds(), n_fds + 1);
@@ -68,7 +64,6 @@ Test(cleanup, watcher_closep_closes_the_watcher_and_its_fd_at_the_end_of_the_sco
         }
         cr_assert_eq(ev_value_get_watcher_count(v), 0, "the watcher was not closed by its cleanup");
         cr_assert_eq(count_open_fds(), n_fds, "the watcher's eventfd is still open");
-        ev_value_unref(v);
 }
 
 Test(cleanup, watcher_closep_releases_the_value_the_watcher_held) {
@@ -77,7 +72,7 @@ Test(cleanup, watcher_closep_releases_the_value_the_watcher_held) {
 
         set_owned_string_or_fail(v, "held by the watcher", &log);
         {
-                cleanup_watcher ev_value_watcher *w = watch_or_fail(v);
+                _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
 
                 ev_value_unref(v); /* the watcher's reference is the last */
                 cr_assert_eq(atomic_load(&log.calls), 0);
@@ -92,7 +87,7 @@ Test(cleanup, snapshot_unrefp_releases_the_snapshot_at_the_end_of_the_scope) {
 
         set_owned_string_or_fail(v, "peeked", &log);
         {
-                cleanup_snapshot ev_value_snapshot *s = peek_or_fail(v);
+                _cleanup_(ev_snapshot_unrefp) ev_value_snapshot *s = peek_or_fail(v);
 
                 set_string_or_fail(v, "replaced");
                 cr_assert_eq(atomic_load(&log.calls), 0, "destroyed while referenced");
@@ -109,9 +104,9 @@ Test(cleanup, all_three_in_one_scope_release_everything) {
 
         {
                 /* Released in reverse order: snapshot, watcher, value. */
-                cleanup_value ev_value *v = value_new_or_fail();
-                cleanup_watcher ev_value_watcher *w = watch_or_fail(v);
-                cleanup_snapshot ev_value_snapshot *s = NULL;
+                _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+                _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
+                _cleanup_(ev_snapshot_unrefp) ev_value_snapshot *s = NULL;
 
                 set_owned_string_or_fail(v, "everything", &log);
                 s = get_or_fail(w);
@@ -124,13 +119,13 @@ Test(cleanup, all_three_in_one_scope_release_everything) {
 
 /* Leaves by one of three ways, each with the variables in scope. */
 static int leave_early(ev_value *v, int way) {
-        cleanup_watcher ev_value_watcher *w = watch_or_fail(v);
-        cleanup_snapshot ev_value_snapshot *s = get_or_fail(w);
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_snapshot_unrefp) ev_value_snapshot *s = get_or_fail(w);
 
         if (way == 0)
                 return 0;
         for (;;) {
-                cleanup_snapshot ev_value_snapshot *peeked = peek_or_fail(v);
+                _cleanup_(ev_snapshot_unrefp) ev_value_snapshot *peeked = peek_or_fail(v);
 
                 if (way == 1)
                         break;
@@ -141,7 +136,7 @@ static int leave_early(ev_value *v, int way) {
 
 Test(cleanup, helpers_release_on_every_way_out_of_a_scope) {
         struct destroy_log log = { 0 };
-        ev_value *v = value_new_or_fail();
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
         int n_fds = count_open_fds();
         int way;
 
@@ -153,14 +148,13 @@ Test(cleanup, helpers_release_on_every_way_out_of_a_scope) {
         }
         set_string_or_fail(v, "replaced");
         cr_assert_eq(atomic_load(&log.calls), 1, "a way out left a snapshot referenced");
-        ev_value_unref(v);
 }
 
 Test(cleanup, helpers_leave_null_variables_alone) {
         {
-                cleanup_value ev_value *v = NULL;
-                cleanup_watcher ev_value_watcher *w = NULL;
-                cleanup_snapshot ev_value_snapshot *s = NULL;
+                _cleanup_(ev_value_unrefp) ev_value *v = NULL;
+                _cleanup_(ev_watcher_closep) ev_value_watcher *w = NULL;
+                _cleanup_(ev_snapshot_unrefp) ev_value_snapshot *s = NULL;
 
                 (void)v;
                 (void)w;
@@ -183,7 +177,7 @@ Test(cleanup, helpers_leave_null_variables_alone) {
 Test(cleanup, direct_calls_release_once_and_set_the_variable_to_null) {
         struct destroy_log value_log = { 0 }, snapshot_log = { 0 };
         ev_value *v = value_new_or_fail();
-        ev_value *other = value_new_or_fail();
+        _cleanup_(ev_value_unrefp) ev_value *other = value_new_or_fail();
         ev_value_watcher *w = watch_or_fail(v);
         ev_value_snapshot *s;
         int n_fds = count_open_fds();
@@ -210,6 +204,4 @@ Test(cleanup, direct_calls_release_once_and_set_the_variable_to_null) {
         cr_assert_eq(atomic_load(&value_log.calls), 1);
         ev_value_unrefp(&v);
         cr_assert_eq(atomic_load(&value_log.calls), 1);
-
-        ev_value_unref(other);
 }

@@ -41,8 +41,8 @@ static void assert_epipe_forever(ev_value_watcher *w, int n) {
 }
 
 Test(close, unseen_last_snapshot_is_returned_first_then_epipe_forever) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w;
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = NULL;
 
         set_string_or_fail(v, "one");
         w = watch_consumed_or_fail(v);
@@ -52,25 +52,21 @@ Test(close, unseen_last_snapshot_is_returned_first_then_epipe_forever) {
         /* Intermediate versions are skipped, the last one is not. */
         get_string_or_fail(w, 3, "three");
         assert_epipe_forever(w, 3);
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(close, watcher_that_never_got_anything_receives_the_last_snapshot_then_epipe) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
 
         set_string_or_fail(v, "only");
         close_or_fail(v);
         get_string_or_fail(w, 1, "only");
         assert_epipe_forever(w, 3);
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(close, fd_of_watcher_with_unseen_snapshot_stays_readable_after_get_and_after_epipe) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
 
         set_string_or_fail(v, "last");
         close_or_fail(v);
@@ -79,25 +75,21 @@ Test(close, fd_of_watcher_with_unseen_snapshot_stays_readable_after_get_and_afte
         /* Unlike an open value's, the fd is not cleared by this get. */
         cr_assert(fd_readable(ev_watcher_get_fd(w)), "fd not readable after the last get");
         assert_epipe_forever(w, 3);
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(close, watcher_that_saw_the_last_snapshot_gets_epipe_at_once_and_its_fd_becomes_readable) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w;
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = NULL;
 
         set_string_or_fail(v, "seen");
         w = watch_consumed_or_fail(v);
         close_or_fail(v);
         cr_assert(fd_readable(ev_watcher_get_fd(w)), "close did not make the fd readable");
         assert_epipe_forever(w, 3);
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(close, close_makes_every_watchers_fd_readable) {
-        ev_value *v = value_new_or_fail();
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
         ev_value_watcher *seen[3], *unseen;
         int i;
 
@@ -116,12 +108,11 @@ Test(close, close_makes_every_watchers_fd_readable) {
         for (i = 0; i < 3; i++)
                 ev_watcher_close(seen[i]);
         ev_watcher_close(unseen);
-        ev_value_unref(v);
 }
 
 Test(close, close_of_never_set_value_makes_watcher_fd_readable_and_get_gives_epipe) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
 
         cr_assert_not(fd_readable(ev_watcher_get_fd(w)));
         get_fails_with(w, -EAGAIN);
@@ -129,13 +120,12 @@ Test(close, close_of_never_set_value_makes_watcher_fd_readable_and_get_gives_epi
         cr_assert(fd_readable(ev_watcher_get_fd(w)));
         assert_epipe_forever(w, 3);
         cr_assert_eq(ev_value_get_version(v), 0);
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(close, set_after_close_gives_epipe_and_leaves_version_and_data_unchanged) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *done, *pending;
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *done = NULL;
+        _cleanup_(ev_watcher_closep) ev_value_watcher *pending = NULL;
 
         set_string_or_fail(v, "final");
         done = watch_consumed_or_fail(v);
@@ -151,9 +141,6 @@ Test(close, set_after_close_gives_epipe_and_leaves_version_and_data_unchanged) {
         assert_epipe_forever(done, 1);
         get_string_or_fail(pending, 1, "final");
         assert_epipe_forever(pending, 1);
-        ev_watcher_close(done);
-        ev_watcher_close(pending);
-        ev_value_unref(v);
 }
 
 Test(close, set_owned_after_close_gives_epipe_and_caller_keeps_ownership) {
@@ -180,8 +167,8 @@ Test(close, set_owned_after_close_gives_epipe_and_caller_keeps_ownership) {
 }
 
 Test(close, close_is_idempotent) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
 
         set_string_or_fail(v, "final");
         cr_assert_eq(ev_value_close(v), 0);
@@ -193,13 +180,11 @@ Test(close, close_is_idempotent) {
         cr_assert_eq(ev_value_get_version(v), 1);
         assert_epipe_forever(w, 2);
         cr_assert_eq(ev_value_set(v, "x", 2), -EPIPE);
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(close, watch_after_close_gives_readable_fd_then_final_snapshot_then_epipe) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w;
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = NULL;
 
         set_string_or_fail(v, "old");
         set_string_or_fail(v, "final");
@@ -208,24 +193,20 @@ Test(close, watch_after_close_gives_readable_fd_then_final_snapshot_then_epipe) 
         cr_assert(fd_readable(ev_watcher_get_fd(w)));
         get_string_or_fail(w, 2, "final");
         assert_epipe_forever(w, 3);
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(close, watch_after_close_of_never_set_value_gives_readable_fd_and_epipe) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w;
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = NULL;
 
         close_or_fail(v);
         w = watch_or_fail(v);
         cr_assert(fd_readable(ev_watcher_get_fd(w)));
         assert_epipe_forever(w, 3);
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(close, value_get_still_returns_the_final_snapshot_after_close) {
-        ev_value *v = value_new_or_fail();
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
 
         set_string_or_fail(v, "first");
         set_string_or_fail(v, "final");
@@ -233,15 +214,13 @@ Test(close, value_get_still_returns_the_final_snapshot_after_close) {
         peek_string_or_fail(v, 2, "final");
         /* And again: peeking consumes nothing. */
         peek_string_or_fail(v, 2, "final");
-        ev_value_unref(v);
 }
 
 Test(close, value_get_on_closed_never_set_value_gives_eagain) {
-        ev_value *v = value_new_or_fail();
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
 
         close_or_fail(v);
         peek_fails_with(v, -EAGAIN);
-        ev_value_unref(v);
 }
 
 /* ------------------------------------------------ waits in another thread */
@@ -335,8 +314,8 @@ static void join_blocked_wait(struct blocked_wait *b, pthread_t thread) {
 Test(close, close_wakes_a_watcher_blocked_in_wait_forever, .timeout = 10) {
         struct blocked_wait b;
         pthread_t thread;
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w;
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = NULL;
 
         set_string_or_fail(v, "seen");
         w = watch_consumed_or_fail(v);
@@ -348,15 +327,13 @@ Test(close, close_wakes_a_watcher_blocked_in_wait_forever, .timeout = 10) {
         cr_assert_eq(b.r[1], -EPIPE);
         cr_assert_eq(b.s[1], SNAPSHOT_SENTINEL);
         cr_assert(fd_readable(ev_watcher_get_fd(w)));
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(close, close_wakes_a_wait_on_a_never_set_value, .timeout = 10) {
         struct blocked_wait b;
         pthread_t thread;
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
 
         start_blocked_wait(&b, &thread, w);
         close_or_fail(v);
@@ -364,15 +341,13 @@ Test(close, close_wakes_a_wait_on_a_never_set_value, .timeout = 10) {
         cr_assert_eq(b.r[0], -EPIPE);
         cr_assert_eq(b.s[0], SNAPSHOT_SENTINEL);
         cr_assert_eq(b.r[1], -EPIPE);
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(close, set_then_close_while_blocked_delivers_the_snapshot_then_epipe, .timeout = 10) {
         struct blocked_wait b;
         pthread_t thread;
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w;
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = NULL;
 
         set_string_or_fail(v, "seen");
         w = watch_consumed_or_fail(v);
@@ -387,16 +362,14 @@ Test(close, set_then_close_while_blocked_delivers_the_snapshot_then_epipe, .time
         ev_snapshot_unref(b.s[0]);
         cr_assert_eq(b.r[1], -EPIPE);
         cr_assert_eq(b.s[1], SNAPSHOT_SENTINEL);
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 /* ------------------------------------------------ wait on a closed watcher */
 
 Test(close, wait_on_closed_watcher_that_saw_everything_gives_epipe_even_with_timeout_zero,
      .timeout = 10) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w;
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = NULL;
 
         set_string_or_fail(v, "final");
         w = watch_consumed_or_fail(v);
@@ -405,8 +378,6 @@ Test(close, wait_on_closed_watcher_that_saw_everything_gives_epipe_even_with_tim
         wait_fails_with(w, 0, -1, -EPIPE);
         wait_fails_with(w, -1, -1, -EPIPE);
         cr_assert(fd_readable(ev_watcher_get_fd(w)));
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(close, wait_on_closed_watcher_that_saw_everything_gives_epipe_before_ecanceled,
@@ -443,9 +414,9 @@ Test(close, wait_on_closed_watcher_that_saw_everything_gives_epipe_before_ecance
 
 Test(close, wait_on_closed_watcher_returns_an_unseen_snapshot_before_epipe_and_ecanceled,
      .timeout = 10) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
-        int cancel = eventfd(1, EFD_CLOEXEC);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(closep) int cancel = eventfd(1, EFD_CLOEXEC);
 
         cr_assert_geq(cancel, 0);
         set_string_or_fail(v, "final");
@@ -453,7 +424,4 @@ Test(close, wait_on_closed_watcher_returns_an_unseen_snapshot_before_epipe_and_e
         wait_string_or_fail(w, 0, cancel, 1, "final");
         wait_fails_with(w, 0, cancel, -EPIPE);
         cr_assert(fd_readable(ev_watcher_get_fd(w)));
-        ev_watcher_close(w);
-        ev_value_unref(v);
-        close(cancel);
 }

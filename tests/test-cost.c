@@ -37,8 +37,8 @@ static void get_many(void *userdata) {
 }
 
 Test(cost, get_with_nothing_new_makes_no_system_call, .timeout = 10) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
         struct get_loop loop = { .w = w };
 
         /* Never set: nothing new. */
@@ -59,9 +59,6 @@ Test(cost, get_with_nothing_new_makes_no_system_call, .timeout = 10) {
         cr_assert_eq(count_syscalls(get_many, &loop, trapped, MAX_TRAPPED), 0);
         for (int i = 0; i < N_CALLS; i++)
                 cr_assert_eq(loop.results[i], -EPIPE);
-
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 struct set_loop {
@@ -80,7 +77,7 @@ static void set_many(void *userdata) {
 
 Test(cost, set_to_watchers_already_signaled_makes_no_system_call, .timeout = 10) {
         enum { N_WATCHERS = 100 };
-        ev_value *v = value_new_or_fail();
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
         ev_value_watcher *w[N_WATCHERS];
         struct set_loop loop = { .v = v, .n_sets = N_CALLS };
 
@@ -100,12 +97,11 @@ Test(cost, set_to_watchers_already_signaled_makes_no_system_call, .timeout = 10)
                 ev_snapshot_unref(s);
                 ev_watcher_close(w[i]);
         }
-        ev_value_unref(v);
 }
 
 Test(cost, set_writes_each_armed_watcher_once, .timeout = 10) {
         enum { N_WATCHERS = 10 };
-        ev_value *v = value_new_or_fail();
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
         ev_value_watcher *w[N_WATCHERS];
         struct set_loop loop = { .v = v, .n_sets = 5 };
         bool written[N_WATCHERS] = { false };
@@ -129,12 +125,11 @@ Test(cost, set_writes_each_armed_watcher_once, .timeout = 10) {
                 cr_assert(written[i], "watcher %d not written", i);
                 ev_watcher_close(w[i]);
         }
-        ev_value_unref(v);
 }
 
 Test(cost, successful_get_reads_its_eventfd_once, .timeout = 10) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
         struct get_call c = { .w = w };
 
         for (int i = 0; i < 10; i++)
@@ -144,7 +139,4 @@ Test(cost, successful_get_reads_its_eventfd_once, .timeout = 10) {
         cr_assert_eq(trapped[0].arg0, ev_watcher_get_fd(w));
         cr_assert_eq(c.result, 0);
         cr_assert_eq(c.version, 10);
-
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }

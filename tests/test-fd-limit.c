@@ -144,7 +144,7 @@ static void watch_expect_emfile(const struct fd_limit *lim, ev_value *v) {
 Test(fd_limit, watch_at_limit_gives_emfile_and_leaks_no_fd, .timeout = 10) {
         struct fd_limit lim;
         ev_value_watcher *ws[MAX_FILL];
-        ev_value *v = value_new_or_fail();
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
         int n, before, i;
 
         set_string_or_fail(v, "one");
@@ -161,13 +161,12 @@ Test(fd_limit, watch_at_limit_gives_emfile_and_leaks_no_fd, .timeout = 10) {
         cr_assert_eq(count_fds_below_limit(&lim), before);
         restore_fd_limit(&lim);
         close(lim.proc_fd);
-        ev_value_unref(v);
 }
 
 Test(fd_limit, other_watchers_still_work_after_emfile, .timeout = 10) {
         struct fd_limit lim;
         ev_value_watcher *ws[MAX_FILL];
-        ev_value *v = value_new_or_fail();
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
         ev_value_snapshot *s;
         int n, i;
 
@@ -192,13 +191,12 @@ Test(fd_limit, other_watchers_still_work_after_emfile, .timeout = 10) {
         close_watchers(ws, n);
         restore_fd_limit(&lim);
         close(lim.proc_fd);
-        ev_value_unref(v);
 }
 
 Test(fd_limit, watch_succeeds_again_after_closing_a_watcher, .timeout = 10) {
         struct fd_limit lim;
         ev_value_watcher *ws[MAX_FILL];
-        ev_value *v = value_new_or_fail();
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
         int n;
 
         set_string_or_fail(v, "current");
@@ -216,13 +214,12 @@ Test(fd_limit, watch_succeeds_again_after_closing_a_watcher, .timeout = 10) {
         close_watchers(ws, n);
         restore_fd_limit(&lim);
         close(lim.proc_fd);
-        ev_value_unref(v);
 }
 
 Test(fd_limit, watch_succeeds_again_after_raising_the_limit, .timeout = 10) {
         struct fd_limit lim;
         ev_value_watcher *ws[MAX_FILL];
-        ev_value *v = value_new_or_fail();
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
         ev_value_watcher *w;
         int n;
 
@@ -240,13 +237,12 @@ Test(fd_limit, watch_succeeds_again_after_raising_the_limit, .timeout = 10) {
         ev_watcher_close(w);
         close_watchers(ws, n);
         close(lim.proc_fd);
-        ev_value_unref(v);
 }
 
 Test(fd_limit, set_get_and_wait_need_no_new_fd, .timeout = 10) {
         struct fd_limit lim;
         ev_value_watcher *ws[MAX_FILL];
-        ev_value *v = value_new_or_fail();
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
         ev_value_snapshot *s;
         int n, before, i;
 
@@ -282,7 +278,6 @@ Test(fd_limit, set_get_and_wait_need_no_new_fd, .timeout = 10) {
         close_watchers(ws, n);
         restore_fd_limit(&lim);
         close(lim.proc_fd);
-        ev_value_unref(v);
 }
 
 Test(fd_limit, emfile_keeps_no_reference_on_the_value, .timeout = 10) {

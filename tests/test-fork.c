@@ -102,9 +102,11 @@ enum child_end {
  * once, as end says; then the parent finds all of that as it was, and sets,
  * gets and waits work, a wait on another thread included. */
 static void assert_parent_unaffected_by_child(enum child_end end) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *seen, *unseen, *shared;
-        ev_value_snapshot *held;
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *seen = NULL;
+        _cleanup_(ev_watcher_closep) ev_value_watcher *unseen = NULL;
+        _cleanup_(ev_watcher_closep) ev_value_watcher *shared = NULL;
+        _cleanup_(ev_snapshot_unrefp) ev_value_snapshot *held = NULL;
         struct waiter t;
         pthread_t thread;
         int atexit_pipe[2];
@@ -175,12 +177,6 @@ static void assert_parent_unaffected_by_child(enum child_end end) {
         assert_snapshot_is_string(t.s, 4, "woken");
         ev_snapshot_unref(t.s);
         get_string_or_fail(unseen, 4, "woken");
-
-        ev_snapshot_unref(held);
-        ev_watcher_close(seen);
-        ev_watcher_close(unseen);
-        ev_watcher_close(shared);
-        ev_value_unref(v);
 }
 
 Test(fork, parent_unaffected_by_a_child_that_exits_at_once, .timeout = 10) {
@@ -206,8 +202,9 @@ static void sh_in_child_succeeds(const char *script, const char *what) {
 }
 
 Test(fork, watcher_eventfds_are_close_on_exec, .timeout = 10) {
-        ev_value *v;
-        ev_value_watcher *own, *shared;
+        _cleanup_(ev_value_unrefp) ev_value *v = NULL;
+        _cleanup_(ev_watcher_closep) ev_value_watcher *own = NULL;
+        _cleanup_(ev_watcher_closep) ev_value_watcher *shared = NULL;
         char script[256];
         int control;
 
@@ -246,10 +243,6 @@ Test(fork, watcher_eventfds_are_close_on_exec, .timeout = 10) {
         get_string_or_fail(shared, 1, "one");
         set_string_or_fail(v, "two");
         wait_string_or_fail(own, 1000, -1, 2, "two");
-
-        ev_watcher_close(own);
-        ev_watcher_close(shared);
-        ev_value_unref(v);
 }
 
 /* Shows the hazard, not a feature: the child's copy of a watcher's fd is
@@ -260,8 +253,8 @@ Test(fork, watcher_eventfds_are_close_on_exec, .timeout = 10) {
  * a lost wake-up.  This is why the child must not use the parent's
  * objects. */
 Test(fork, child_shares_the_parents_eventfd_file_description, .timeout = 10) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
         int fd = ev_watcher_get_fd(w);
         pid_t pid;
 
@@ -279,9 +272,6 @@ Test(fork, child_shares_the_parents_eventfd_file_description, .timeout = 10) {
 
         cr_assert_not(fd_readable(fd), "the child's read did not reach the parent's eventfd");
         get_string_or_fail(w, 1, "one"); /* unseen, yet the fd said nothing */
-
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 /* In the child: create a value and a watcher, set, wait, get and release
@@ -312,8 +302,8 @@ static int use_own_objects(void) {
 }
 
 Test(fork, child_uses_objects_it_creates, .timeout = 10) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
         pid_t pid;
 
         set_string_or_fail(v, "parent");
@@ -329,7 +319,4 @@ Test(fork, child_uses_objects_it_creates, .timeout = 10) {
         get_string_or_fail(w, 1, "parent");
         get_fails_with(w, -EAGAIN);
         cr_assert_not(fd_readable(ev_watcher_get_fd(w)));
-
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }

@@ -262,7 +262,7 @@ Test(shared_fd, watchers_of_a_value_share_one_cloexec_nonblocking_eventfd, .time
 
 Test(shared_fd, edge_a_set_reports_once_in_every_epoll, .timeout = 10) {
         enum { K = 4 };
-        ev_value *v = value_new_or_fail();
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
         struct consumer cs[K];
 
         consumers_init(cs, K, v);
@@ -278,12 +278,11 @@ Test(shared_fd, edge_a_set_reports_once_in_every_epoll, .timeout = 10) {
         assert_reports(cs, K, 0);
 
         consumers_fini(cs, K);
-        ev_value_unref(v);
 }
 
 Test(shared_fd, edge_sets_before_epoll_wait_coalesce_and_get_returns_the_newest, .timeout = 10) {
         enum { K = 4 };
-        ev_value *v = value_new_or_fail();
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
         struct consumer cs[K];
 
         consumers_init(cs, K, v);
@@ -305,12 +304,11 @@ Test(shared_fd, edge_sets_before_epoll_wait_coalesce_and_get_returns_the_newest,
         assert_reports(cs, K, 0);
 
         consumers_fini(cs, K);
-        ev_value_unref(v);
 }
 
 Test(shared_fd, edge_the_next_set_after_draining_reports_again, .timeout = 10) {
         enum { K = 4 };
-        ev_value *v = value_new_or_fail();
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
         struct consumer cs[K];
 
         consumers_init(cs, K, v);
@@ -327,12 +325,11 @@ Test(shared_fd, edge_the_next_set_after_draining_reports_again, .timeout = 10) {
         }
 
         consumers_fini(cs, K);
-        ev_value_unref(v);
 }
 
 Test(shared_fd, edge_every_set_reports_even_to_consumers_that_did_not_get, .timeout = 10) {
         enum { K = 4 };
-        ev_value *v = value_new_or_fail();
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
         struct consumer cs[K];
 
         /* The price of one write per set: no coalescing per consumer.  An
@@ -353,7 +350,6 @@ Test(shared_fd, edge_every_set_reports_even_to_consumers_that_did_not_get, .time
                 drain_string_or_fail(cs[i].w, 3, "a3");
 
         consumers_fini(cs, K);
-        ev_value_unref(v);
 }
 
 /* A consumer thread: one epoll_wait, then a drain; asserts nothing. */
@@ -409,7 +405,7 @@ static bool thread_sleeping(int tid) {
 
 Test(shared_fd, one_set_wakes_every_consumer_asleep_in_epoll_wait, .timeout = 10) {
         enum { K = 4 };
-        ev_value *v = value_new_or_fail();
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
         struct sleeper ts[K];
         int64_t deadline;
 
@@ -436,7 +432,6 @@ Test(shared_fd, one_set_wakes_every_consumer_asleep_in_epoll_wait, .timeout = 10
                 cr_assert_eq(ts[i].last_r, -EAGAIN, "consumer %d drained to %d", i, ts[i].last_r);
                 consumer_fini(&ts[i].c);
         }
-        ev_value_unref(v);
 }
 
 /* ------------------------------------------------------ what a set costs */
@@ -525,7 +520,7 @@ Test(shared_fd, set_owned_and_the_close_write_the_shared_fd_once_each, .timeout 
 
 Test(shared_fd, an_armed_own_fd_watcher_adds_one_write_to_its_own_fd, .timeout = 10) {
         enum { K = 16 };
-        ev_value *v = value_new_or_fail();
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
         ev_value_watcher *ws[K], *own;
         int fd;
         size_t n;
@@ -554,11 +549,10 @@ Test(shared_fd, an_armed_own_fd_watcher_adds_one_write_to_its_own_fd, .timeout =
         ev_watcher_close(own);
         for (int i = 0; i < K; i++)
                 ev_watcher_close(ws[i]);
-        ev_value_unref(v);
 }
 
 Test(shared_fd, a_set_with_no_shared_watcher_left_writes_nothing, .timeout = 10) {
-        ev_value *v = value_new_or_fail();
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
         ev_value_watcher *w = watch_shared_or_fail(v);
         int fd = ev_watcher_get_fd(w);
         size_t n;
@@ -571,12 +565,11 @@ Test(shared_fd, a_set_with_no_shared_watcher_left_writes_nothing, .timeout = 10)
         cr_assert_eq(eventfd_counter(fd), 1, "a set wrote the shared fd of no watcher");
         n = count_sets(v, 3);
         cr_assert_eq(n, 0, "sets with no watcher made %zu system calls", n);
-        ev_value_unref(v);
 }
 
 Test(shared_fd, get_never_reads_the_shared_fd, .timeout = 10) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_shared_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_shared_or_fail(v);
         struct get_call c = { .w = w };
         size_t n;
 
@@ -596,9 +589,6 @@ Test(shared_fd, get_never_reads_the_shared_fd, .timeout = 10) {
         n = count_syscalls(get_call_once, &c, trapped, MAX_TRAPPED);
         cr_assert_eq(c.result, -EPIPE);
         cr_assert_eq(n, 0, "an -EPIPE get made %zu system calls", n);
-
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(shared_fd, the_counter_grows_by_one_per_set_and_close_whatever_was_consumed, .timeout = 10) {
@@ -654,7 +644,7 @@ Test(shared_fd, the_counter_grows_by_one_per_set_and_close_whatever_was_consumed
 
 Test(shared_fd, never_set_not_readable_until_the_first_set_then_readable_for_good,
      .timeout = 10) {
-        ev_value *v = value_new_or_fail();
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
         struct consumer c;
         int fd;
 
@@ -674,12 +664,11 @@ Test(shared_fd, never_set_not_readable_until_the_first_set_then_readable_for_goo
         cr_assert_eq(consumer_events(&c, 0), 0);
 
         consumer_fini(&c);
-        ev_value_unref(v);
 }
 
 Test(shared_fd, watch_on_a_set_value_reports_at_once_and_gets_the_current_snapshot,
      .timeout = 10) {
-        ev_value *v = value_new_or_fail();
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
         struct consumer c1, c2;
 
         set_string_or_fail(v, "a1");
@@ -699,11 +688,11 @@ Test(shared_fd, watch_on_a_set_value_reports_at_once_and_gets_the_current_snapsh
 
         consumer_fini(&c1);
         consumer_fini(&c2);
-        ev_value_unref(v);
 }
 
 Test(shared_fd, watch_on_a_closed_value_reports_at_once, .timeout = 10) {
-        ev_value *set = value_new_or_fail(), *unset = value_new_or_fail();
+        _cleanup_(ev_value_unrefp) ev_value *set = value_new_or_fail();
+        _cleanup_(ev_value_unrefp) ev_value *unset = value_new_or_fail();
         struct consumer c1, c2;
 
         set_string_or_fail(set, "final");
@@ -719,13 +708,12 @@ Test(shared_fd, watch_on_a_closed_value_reports_at_once, .timeout = 10) {
 
         consumer_fini(&c1);
         consumer_fini(&c2);
-        ev_value_unref(set);
-        ev_value_unref(unset);
 }
 
 Test(shared_fd, watch_on_a_value_set_while_no_shared_watcher_lived_reports_at_once,
      .timeout = 10) {
-        ev_value *v = value_new_or_fail(), *v2 = value_new_or_fail();
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_value_unrefp) ev_value *v2 = value_new_or_fail();
         struct consumer c;
 
         /* The shared fd exists but was never written: its first shared
@@ -746,16 +734,14 @@ Test(shared_fd, watch_on_a_value_set_while_no_shared_watcher_lived_reports_at_on
         cr_assert_eq(consumer_events(&c, 0), 1, "a new registration of a closed value did not report");
         get_fails_with(c.w, -EPIPE);
         consumer_fini(&c);
-
-        ev_value_unref(v);
-        ev_value_unref(v2);
 }
 
 /* ------------------------------------------------------------- the close */
 
 Test(shared_fd, close_makes_an_edge_then_the_last_unseen_snapshot_then_epipe, .timeout = 10) {
         enum { K = 4 };
-        ev_value *v = value_new_or_fail(), *unset = value_new_or_fail();
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_value_unrefp) ev_value *unset = value_new_or_fail();
         struct consumer cs[K], c;
 
         consumers_init(cs, K, v);
@@ -791,16 +777,15 @@ Test(shared_fd, close_makes_an_edge_then_the_last_unseen_snapshot_then_epipe, .t
 
         consumer_fini(&c);
         consumers_fini(cs, K);
-        ev_value_unref(v);
-        ev_value_unref(unset);
 }
 
 /* ------------------------------------------------------------- the wait */
 
 Test(shared_fd, wait_gives_eopnotsupp_after_the_argument_checks, .timeout = 10) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_shared_or_fail(v), *own = watch_or_fail(v);
-        int cancel_fd = eventfd(1, EFD_CLOEXEC); /* readable */
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_shared_or_fail(v);
+        _cleanup_(ev_watcher_closep) ev_value_watcher *own = watch_or_fail(v);
+        _cleanup_(closep) int cancel_fd = eventfd(1, EFD_CLOEXEC); /* readable */
 
         cr_assert_geq(cancel_fd, 0, "eventfd: %s", strerror(errno));
         /* Bad arguments first, and *ret is not written either way. */
@@ -832,11 +817,6 @@ Test(shared_fd, wait_gives_eopnotsupp_after_the_argument_checks, .timeout = 10) 
         /* An own-fd watcher of the same value waits as ever. */
         wait_string_or_fail(own, -1, -1, 2, "a2");
         wait_fails_with(own, -1, -1, -EPIPE);
-
-        close(cancel_fd);
-        ev_watcher_close(own);
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 /* ------------------------------------------------------- the fd's lifetime */
@@ -880,7 +860,7 @@ Test(shared_fd, closing_some_watchers_keeps_the_fd_open_for_the_rest, .timeout =
 }
 
 Test(shared_fd, a_watcher_after_every_other_closed_gets_a_working_fd, .timeout = 10) {
-        ev_value *v = value_new_or_fail();
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
         ev_value_watcher *ws[2];
         struct consumer c;
 
@@ -900,7 +880,6 @@ Test(shared_fd, a_watcher_after_every_other_closed_gets_a_working_fd, .timeout =
         drain_string_or_fail(c.w, 2, "a2");
 
         consumer_fini(&c);
-        ev_value_unref(v);
 }
 
 Test(shared_fd, no_fd_is_left_after_the_watchers_and_the_value_are_gone, .timeout = 10) {
@@ -1046,7 +1025,7 @@ Test(shared_fd, emfile_when_the_shared_fd_cannot_be_created_leaks_nothing, .time
 /* ---------------------------------------------------- own-fd beside shared */
 
 Test(shared_fd, an_own_fd_watcher_beside_shared_ones_keeps_its_exact_readiness, .timeout = 10) {
-        ev_value *v = value_new_or_fail();
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
         ev_value_watcher *own = watch_or_fail(v), *ws[2];
         struct consumer c_own, c_shared;
         int fd;
@@ -1106,5 +1085,4 @@ Test(shared_fd, an_own_fd_watcher_beside_shared_ones_keeps_its_exact_readiness, 
         consumer_fini(&c_own);
         consumer_fini(&c_shared);
         ev_watcher_close(ws[1]);
-        ev_value_unref(v);
 }

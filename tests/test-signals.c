@@ -151,8 +151,8 @@ static void signaller_stop(struct signaller *t, pthread_t thread) {
  * after, with at least MIN_SIGNALS handler runs during the wait.  Nothing
  * asserts while the signaller runs, so it is stopped before any report. */
 static void assert_timed_wait_ends_at_deadline_under_signals(int cancel_fd) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
         ev_value_snapshot *s = SNAPSHOT_SENTINEL;
         struct signaller t;
         pthread_t thread;
@@ -181,9 +181,6 @@ static void assert_timed_wait_ends_at_deadline_under_signals(int cancel_fd) {
         /* Shown with --verbose: how late the deadline came, for tuning. */
         cr_log_info("%d ms timeout: returned %lld us late, %d signals during the wait",
                     TIMEOUT_MS, (long long)(elapsed - TIMEOUT_MS * 1000), delivered);
-
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(signals, stream_does_not_shorten_or_lengthen_the_timeout, .timeout = 10) {
@@ -191,20 +188,19 @@ Test(signals, stream_does_not_shorten_or_lengthen_the_timeout, .timeout = 10) {
 }
 
 Test(signals, stream_with_a_quiet_cancel_fd_still_ends_at_the_deadline, .timeout = 10) {
-        int cancel = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        _cleanup_(closep) int cancel = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 
         /* Two fds in the ppoll, one of which never becomes readable. */
         cr_assert_geq(cancel, 0, "eventfd: %s", strerror(errno));
         assert_timed_wait_ends_at_deadline_under_signals(cancel);
         cr_assert_not(fd_readable(cancel), "the quiet cancel fd became readable");
-        close(cancel);
 }
 
 /* The test's body for a wait under signals that a mid-stream set ends:
  * the snapshot, neither -EINTR nor an early -ETIMEDOUT. */
 static void assert_set_mid_stream_ends_the_wait(int timeout_ms) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
         ev_value_snapshot *s = SNAPSHOT_SENTINEL;
         struct signaller t;
         pthread_t thread;
@@ -229,9 +225,6 @@ static void assert_set_mid_stream_ends_the_wait(int timeout_ms) {
                       "only %d signals ran during the wait before the set",
                       t.signals_before_set);
         cr_assert_not(fd_readable(ev_watcher_get_fd(w)));
-
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(signals, set_mid_stream_ends_a_timed_wait_with_the_snapshot, .timeout = 10) {
@@ -373,10 +366,10 @@ static pid_t fork_child_released_by(int fd, int other_end) {
 }
 
 Test(cancel_fd, timerfd_cancels_when_it_expires_and_is_not_read, .timeout = 10) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
         struct itimerspec its = { .it_value = { .tv_nsec = 50 * 1000000 } };
-        int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
+        _cleanup_(closep) int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
         uint64_t expirations = 0;
         int64_t start, elapsed;
 
@@ -396,17 +389,13 @@ Test(cancel_fd, timerfd_cancels_when_it_expires_and_is_not_read, .timeout = 10) 
         cr_assert_eq(expirations, 1, "%llu expirations", (unsigned long long)expirations);
 
         assert_watcher_works_after_cancel(v, w, 1);
-
-        close(tfd);
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(cancel_fd, pidfd_cancels_when_the_child_exits, .timeout = 10) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
         int release[2];
-        int pidfd;
+        _cleanup_(closep) int pidfd = -1;
         pid_t pid;
 
         cr_assert_eq(pipe2(release, O_CLOEXEC), 0, "pipe2: %s", strerror(errno));
@@ -431,14 +420,11 @@ Test(cancel_fd, pidfd_cancels_when_the_child_exits, .timeout = 10) {
         assert_watcher_works_after_cancel(v, w, 1);
 
         close(release[1]);
-        close(pidfd);
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(cancel_fd, pipe_written_by_another_thread_cancels_and_is_not_read, .timeout = 10) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
         int p[2];
         char c = 0;
 
@@ -453,13 +439,11 @@ Test(cancel_fd, pipe_written_by_another_thread_cancels_and_is_not_read, .timeout
 
         close(p[0]);
         close(p[1]);
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(cancel_fd, pipe_whose_write_end_is_closed_cancels, .timeout = 10) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
         int p[2];
 
         cr_assert_eq(pipe2(p, O_CLOEXEC), 0, "pipe2: %s", strerror(errno));
@@ -472,16 +456,14 @@ Test(cancel_fd, pipe_whose_write_end_is_closed_cancels, .timeout = 10) {
         assert_watcher_works_after_cancel(v, w, 1);
 
         close(p[0]);
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(cancel_fd, signalfd_cancels_when_its_signal_is_pending, .timeout = 10) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
         struct signalfd_siginfo info;
         sigset_t mask;
-        int sfd;
+        _cleanup_(closep) int sfd = -1;
 
         /* A signalfd reports signals that are blocked and pending for the
          * thread that polls it, or for the process.  The canceller sends
@@ -503,10 +485,6 @@ Test(cancel_fd, signalfd_cancels_when_its_signal_is_pending, .timeout = 10) {
         cr_assert_not(fd_readable(sfd));
 
         assert_watcher_works_after_cancel(v, w, 1);
-
-        close(sfd);
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 /* Asserts that, with cancel_fd readable, an unseen snapshot is returned
@@ -524,13 +502,16 @@ static void assert_unseen_snapshot_wins_over(ev_value *v, ev_value_watcher *w, i
 }
 
 Test(cancel_fd, unseen_snapshot_wins_over_every_kind_of_readable_cancel_fd, .timeout = 10) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
         struct itimerspec its = { .it_value = { .tv_nsec = 1000000 } };
         struct pollfd pfd;
         sigset_t mask;
         int written[2], hung_up[2], release[2];
-        int tfd, efd, sfd, pidfd;
+        _cleanup_(closep) int tfd = -1;
+        _cleanup_(closep) int efd = -1;
+        _cleanup_(closep) int sfd = -1;
+        int pidfd;
         pid_t pid;
 
         cr_assert_eq(pipe2(written, O_CLOEXEC), 0);
@@ -579,9 +560,4 @@ Test(cancel_fd, unseen_snapshot_wins_over_every_kind_of_readable_cancel_fd, .tim
         close(written[0]);
         close(written[1]);
         close(hung_up[0]);
-        close(tfd);
-        close(efd);
-        close(sfd);
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }

@@ -22,9 +22,10 @@
 #include "helpers.h"
 
 Test(snapshot, stays_intact_across_a_hundred_later_sets) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
-        ev_value_snapshot *peeked, *watched;
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_snapshot_unrefp) ev_value_snapshot *peeked = NULL;
+        _cleanup_(ev_snapshot_unrefp) ev_value_snapshot *watched = NULL;
         const void *data;
         int i;
 
@@ -42,16 +43,13 @@ Test(snapshot, stays_intact_across_a_hundred_later_sets) {
         cr_assert_eq(ev_snapshot_data(peeked), data);
         assert_snapshot_is_string(peeked, 1, "first");
         assert_snapshot_is_string(watched, 1, "first");
-        ev_snapshot_unref(peeked);
-        ev_snapshot_unref(watched);
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(snapshot, stays_intact_after_the_value_is_closed_and_unreferenced) {
         ev_value *v = value_new_or_fail();
         ev_value_watcher *w = watch_or_fail(v);
-        ev_value_snapshot *peeked, *watched;
+        _cleanup_(ev_snapshot_unrefp) ev_value_snapshot *peeked = NULL;
+        _cleanup_(ev_snapshot_unrefp) ev_value_snapshot *watched = NULL;
 
         set_string_or_fail(v, "older");
         peeked = peek_or_fail(v);
@@ -63,12 +61,10 @@ Test(snapshot, stays_intact_after_the_value_is_closed_and_unreferenced) {
         /* Both value and watcher are gone; valgrind checks these reads. */
         assert_snapshot_is_string(peeked, 1, "older");
         assert_snapshot_is_string(watched, 2, "final");
-        ev_snapshot_unref(peeked);
-        ev_snapshot_unref(watched);
 }
 
 Test(snapshot, ref_returns_the_same_pointer) {
-        ev_value *v = value_new_or_fail();
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
         ev_value_snapshot *s;
 
         set_string_or_fail(v, "x");
@@ -76,7 +72,6 @@ Test(snapshot, ref_returns_the_same_pointer) {
         cr_assert_eq(ev_snapshot_ref(s), s);
         ev_snapshot_unref(s);
         ev_snapshot_unref(s);
-        ev_value_unref(v);
 }
 
 Test(snapshot, unref_returns_null_for_a_middle_and_for_the_last_reference) {
@@ -117,7 +112,7 @@ Test(snapshot, data_stays_valid_until_the_last_unref) {
 
 Test(snapshot, copied_data_is_aligned_for_any_type) {
         static const size_t sizes[] = { 0, 1, 2, 3, 5, 7, 8, 9, 15, 16, 17, 31, 33, 4095 };
-        ev_value *v = value_new_or_fail();
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
         char buf[4096];
         size_t i;
 
@@ -138,13 +133,12 @@ Test(snapshot, copied_data_is_aligned_for_any_type) {
                         cr_assert_eq(memcmp(ev_snapshot_data(s), buf + 1, sizes[i]), 0);
                 ev_snapshot_unref(s);
         }
-        ev_value_unref(v);
 }
 
 Test(snapshot, version_equals_the_value_version_its_set_made) {
         ev_value_snapshot *kept[10];
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
         uint64_t i;
 
         for (i = 0; i < 10; i++) {
@@ -164,8 +158,6 @@ Test(snapshot, version_equals_the_value_version_its_set_made) {
                 cr_assert_eq(*(const uint64_t *)ev_snapshot_data(kept[i]), i);
                 ev_snapshot_unref(kept[i]);
         }
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(snapshot, owned_snapshot_version_equals_the_value_version_its_set_made) {

@@ -68,9 +68,9 @@ static void point_peek_fails_with(ev_value *v, int error) {
 Test(typed, set_then_peek_get_and_wait_copy_one_object_out) {
         const struct point in = { .x = 3, .y = -4, .label = "origin" };
         struct point out = { 0 };
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
-        ev_value_watcher *waited = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_watcher_closep) ev_value_watcher *waited = watch_or_fail(v);
         ev_value_snapshot *s;
 
         cr_assert_eq(point_set(v, &in), 0);
@@ -89,31 +89,26 @@ Test(typed, set_then_peek_get_and_wait_copy_one_object_out) {
         memset(&out, 0, sizeof(out));
         cr_assert_eq(point_wait(waited, 1000, -1, &out), 0);
         assert_point_eq(&out, &in);
-
-        ev_watcher_close(w);
-        ev_watcher_close(waited);
-        ev_value_unref(v);
 }
 
 Test(typed, set_copies_so_later_changes_to_the_object_are_not_seen) {
         struct point in = { .x = 1, .y = 2, .label = "before" };
         const struct point expected = in;
         struct point out;
-        ev_value *v = value_new_or_fail();
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
 
         cr_assert_eq(point_set(v, &in), 0);
         in.x = 100;
         memcpy(in.label, "after", 6);
         cr_assert_eq(point_peek(v, &out), 0);
         assert_point_eq(&out, &expected);
-        ev_value_unref(v);
 }
 
 Test(typed, get_returns_the_newest_object) {
         struct point in = { .label = "n" };
         struct point out;
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
         int i;
 
         for (i = 1; i <= 5; i++) {
@@ -124,15 +119,12 @@ Test(typed, get_returns_the_newest_object) {
         cr_assert_eq(point_get(w, &out), 0);
         assert_point_eq(&out, &in);
         point_get_fails_with(w, -EAGAIN);
-
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(typed, set_if_changed_sets_only_new_bytes) {
         struct point in = { .x = 1, .y = 2, .label = "same" };
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
         struct point out;
 
         /* Never set: it sets. */
@@ -154,28 +146,24 @@ Test(typed, set_if_changed_sets_only_new_bytes) {
         /* The plain set still notifies with equal bytes. */
         cr_assert_eq(point_set(v, &in), 0);
         cr_assert_eq(ev_value_get_version(v), 3);
-
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(typed, set_if_changed_after_an_untyped_set_of_another_size_sets) {
         const struct point in = { .x = 1 };
-        ev_value *v = value_new_or_fail();
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
 
         /* The same leading bytes, but not the same size. */
         cr_assert_eq(ev_value_set(v, &in, sizeof(in) - 1), 0);
         cr_assert_eq(point_set_if_changed(v, &in), 1);
         cr_assert_eq(ev_value_get_version(v), 2);
-        ev_value_unref(v);
 }
 
 Test(typed, wrong_size_snapshot_gives_ebadmsg_leaves_ret_and_is_consumed) {
         static const size_t sizes[] = { 0, 1, sizeof(struct point) - 1, sizeof(struct point) + 1, 64 };
         char bytes[64] = "not a point";
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *got = watch_or_fail(v);
-        ev_value_watcher *waited = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *got = watch_or_fail(v);
+        _cleanup_(ev_watcher_closep) ev_value_watcher *waited = watch_or_fail(v);
         size_t i;
 
         for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
@@ -189,15 +177,11 @@ Test(typed, wrong_size_snapshot_gives_ebadmsg_leaves_ret_and_is_consumed) {
                 point_get_fails_with(got, -EAGAIN);
                 point_wait_fails_with(waited, 0, -ETIMEDOUT);
         }
-
-        ev_watcher_close(got);
-        ev_watcher_close(waited);
-        ev_value_unref(v);
 }
 
 Test(typed, wrong_size_snapshot_of_a_closed_value_gives_ebadmsg_then_epipe) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
         uint64_t big = 42;
 
         cr_assert_eq(counter_set(v, &big), 0);
@@ -208,16 +192,13 @@ Test(typed, wrong_size_snapshot_of_a_closed_value_gives_ebadmsg_then_epipe) {
         big = 0;
         cr_assert_eq(counter_peek(v, &big), 0);
         cr_assert_eq(big, 42);
-
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(typed, null_ret_gives_einval_and_consumes_nothing) {
         const struct point in = { .x = 5, .label = "kept" };
         struct point out;
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
 
         cr_assert_eq(point_set(v, &in), 0);
         cr_assert_eq(point_peek(v, NULL), -EINVAL);
@@ -227,17 +208,14 @@ Test(typed, null_ret_gives_einval_and_consumes_nothing) {
         cr_assert(fd_readable(ev_watcher_get_fd(w)), "a call with a NULL ret consumed the snapshot");
         cr_assert_eq(point_get(w, &out), 0);
         assert_point_eq(&out, &in);
-
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(typed, other_results_are_those_of_the_untyped_calls, .timeout = 10) {
         const struct point in = { .x = 9, .label = "final" };
         struct point out;
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
-        ev_value_watcher *shared = NULL;
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_watcher_closep) ev_value_watcher *shared = NULL;
 
         /* Never set. */
         point_peek_fails_with(v, -EAGAIN);
@@ -269,15 +247,11 @@ Test(typed, other_results_are_those_of_the_untyped_calls, .timeout = 10) {
         memset(&out, 0, sizeof(out));
         cr_assert_eq(point_peek(v, &out), 0);
         assert_point_eq(&out, &in);
-
-        ev_watcher_close(w);
-        ev_watcher_close(shared);
-        ev_value_unref(v);
 }
 
 Test(typed, a_scalar_instantiation_round_trips) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
         uint64_t in = UINT64_C(0x0123456789abcdef), out = 0;
 
         cr_assert_eq(counter_set(v, &in), 0);
@@ -298,7 +272,4 @@ Test(typed, a_scalar_instantiation_round_trips) {
                 cr_assert_eq(counter_get(w, &out), -EBADMSG);
                 cr_assert_eq(out, 7);
         }
-
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }

@@ -97,8 +97,8 @@ static void update_gives(ev_value *v, struct update_call *c, int expected) {
 /* ------------------------------------------------ ev_value_set_flags */
 
 Test(set_flags, without_flags_sets_notifies_and_returns_one) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
 
         set_flags_string_gives(v, "first", 0, 1);
         cr_assert_eq(ev_value_get_version(v), 1);
@@ -107,16 +107,13 @@ Test(set_flags, without_flags_sets_notifies_and_returns_one) {
         set_flags_string_gives(v, "second", 0, 1);
         get_string_or_fail(w, 2, "second");
         peek_string_or_fail(v, 2, "second");
-
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(set_flags, if_changed_on_a_never_set_value_sets) {
-        ev_value *v = value_new_or_fail();
-        ev_value *empty = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
-        ev_value_snapshot *s;
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_value_unrefp) ev_value *empty = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_snapshot_unrefp) ev_value_snapshot *s = NULL;
 
         set_flags_string_gives(v, "first", EV_VALUE_SET_IF_CHANGED, 1);
         cr_assert_eq(ev_value_get_version(v), 1);
@@ -128,17 +125,14 @@ Test(set_flags, if_changed_on_a_never_set_value_sets) {
         s = peek_or_fail(empty);
         cr_assert_eq(ev_snapshot_size(s), 0);
         cr_assert_eq(ev_snapshot_version(s), 1);
-        ev_snapshot_unref(s);
-
-        ev_watcher_close(w);
-        ev_value_unref(v);
-        ev_value_unref(empty);
 }
 
 Test(set_flags, if_changed_with_identical_bytes_does_nothing_and_writes_no_eventfd) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *seen, *unseen;
-        ev_value_snapshot *before, *after;
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *seen = NULL;
+        _cleanup_(ev_watcher_closep) ev_value_watcher *unseen = NULL;
+        _cleanup_(ev_snapshot_unrefp) ev_value_snapshot *before = NULL;
+        ev_value_snapshot *after;
 
         set_string_or_fail(v, "same");
         seen = watch_consumed_or_fail(v);
@@ -163,16 +157,11 @@ Test(set_flags, if_changed_with_identical_bytes_does_nothing_and_writes_no_event
         cr_assert_eq(ev_value_get_version(v), 1);
         assert_not_notified(seen);
         assert_not_notified(unseen);
-
-        ev_snapshot_unref(before);
-        ev_watcher_close(seen);
-        ev_watcher_close(unseen);
-        ev_value_unref(v);
 }
 
 Test(set_flags, if_changed_with_identical_bytes_writes_no_shared_eventfd) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = NULL;
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = NULL;
         uint64_t counter;
 
         set_string_or_fail(v, "same");
@@ -190,14 +179,11 @@ Test(set_flags, if_changed_with_identical_bytes_writes_no_shared_eventfd) {
         set_flags_string_gives(v, "changed", EV_VALUE_SET_IF_CHANGED, 1);
         cr_assert_eq(eventfd_counter(ev_watcher_get_fd(w)), counter + 1);
         get_string_or_fail(w, 2, "changed");
-
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(set_flags, if_changed_with_one_byte_different_sets_and_notifies) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w;
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = NULL;
         char bytes[] = "abcdefgh";
 
         cr_assert_eq(ev_value_set(v, bytes, sizeof(bytes)), 0);
@@ -214,15 +200,12 @@ Test(set_flags, if_changed_with_one_byte_different_sets_and_notifies) {
         bytes[0] = 'A';
         cr_assert_eq(ev_value_set_flags(v, bytes, sizeof(bytes), EV_VALUE_SET_IF_CHANGED), 1);
         get_string_or_fail(w, 3, "AbcdefgH");
-
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(set_flags, if_changed_with_a_different_size_sets_and_notifies) {
         static const char bytes[] = "prefix";
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w;
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = NULL;
         ev_value_snapshot *s;
 
         cr_assert_eq(ev_value_set(v, bytes, 3), 0);
@@ -251,14 +234,11 @@ Test(set_flags, if_changed_with_a_different_size_sets_and_notifies) {
         ev_snapshot_unref(s);
         cr_assert_eq(ev_value_set_flags(v, bytes, 1, EV_VALUE_SET_IF_CHANGED), 1);
         cr_assert_eq(ev_value_get_version(v), 5);
-
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(set_flags, if_changed_empty_after_empty_is_skipped_whatever_data_points_to) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w;
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = NULL;
         char byte = 'x';
 
         cr_assert_eq(ev_value_set(v, NULL, 0), 0);
@@ -267,9 +247,6 @@ Test(set_flags, if_changed_empty_after_empty_is_skipped_whatever_data_points_to)
         cr_assert_eq(ev_value_set_flags(v, &byte, 0, EV_VALUE_SET_IF_CHANGED), 0);
         cr_assert_eq(ev_value_get_version(v), 1);
         assert_not_notified(w);
-
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(set_flags, if_changed_compares_with_an_owned_snapshot_and_keeps_it) {
@@ -296,8 +273,8 @@ Test(set_flags, if_changed_compares_with_an_owned_snapshot_and_keeps_it) {
 }
 
 Test(set_flags, identical_bytes_without_the_flag_still_notify) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w;
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = NULL;
 
         set_string_or_fail(v, "same");
         w = watch_consumed_or_fail(v);
@@ -305,14 +282,11 @@ Test(set_flags, identical_bytes_without_the_flag_still_notify) {
         cr_assert_eq(ev_value_get_version(v), 2);
         cr_assert(fd_readable(ev_watcher_get_fd(w)));
         get_string_or_fail(w, 2, "same");
-
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(set_flags, unknown_flags_null_value_and_null_data_give_einval_and_change_nothing) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w;
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = NULL;
         unsigned i;
 
         set_string_or_fail(v, "kept");
@@ -332,14 +306,11 @@ Test(set_flags, unknown_flags_null_value_and_null_data_give_einval_and_change_no
         cr_assert_eq(ev_value_get_version(v), 1);
         peek_string_or_fail(v, 1, "kept");
         assert_not_notified(w);
-
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(set_flags, closed_value_gives_epipe_with_or_without_the_flag) {
-        ev_value *v = value_new_or_fail();
-        ev_value *never = value_new_or_fail();
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_value_unrefp) ev_value *never = value_new_or_fail();
 
         set_string_or_fail(v, "final");
         close_or_fail(v);
@@ -354,15 +325,12 @@ Test(set_flags, closed_value_gives_epipe_with_or_without_the_flag) {
         set_flags_string_gives(never, "first", EV_VALUE_SET_IF_CHANGED, -EPIPE);
         cr_assert_eq(ev_value_get_version(never), 0);
         peek_fails_with(never, -EAGAIN);
-
-        ev_value_unref(v);
-        ev_value_unref(never);
 }
 
 /* ---------------------------------------------------- ev_value_update */
 
 Test(update, sees_null_before_the_first_set_then_the_current_snapshot) {
-        ev_value *v = value_new_or_fail();
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
         struct update_call c = { .result = 1, .data = "one", .size = 4 };
 
         update_gives(v, &c, 1);
@@ -387,27 +355,25 @@ Test(update, sees_null_before_the_first_set_then_the_current_snapshot) {
         cr_assert_eq(c.current_version, 3);
         cr_assert_str_eq(c.current_bytes, "three");
         peek_string_or_fail(v, 4, "four");
-
-        ev_value_unref(v);
 }
 
 Test(update, the_current_snapshot_fn_gets_is_the_one_a_peek_returns) {
-        ev_value *v = value_new_or_fail();
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
         struct update_call c = { .result = 0 };
-        ev_value_snapshot *s;
+        _cleanup_(ev_snapshot_unrefp) ev_value_snapshot *s = NULL;
 
         set_string_or_fail(v, "current");
         s = peek_or_fail(v);
         update_gives(v, &c, 0);
         cr_assert_eq(c.current, s);
-        ev_snapshot_unref(s);
-        ev_value_unref(v);
 }
 
 Test(update, a_set_by_update_bumps_the_version_and_notifies_every_watcher) {
-        ev_value *v = value_new_or_fail();
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
         struct update_call c = { .result = 1, .data = "updated", .size = 8 };
-        ev_value_watcher *seen, *unseen, *shared = NULL;
+        _cleanup_(ev_watcher_closep) ev_value_watcher *seen = NULL;
+        _cleanup_(ev_watcher_closep) ev_value_watcher *unseen = NULL;
+        _cleanup_(ev_watcher_closep) ev_value_watcher *shared = NULL;
 
         set_string_or_fail(v, "first");
         seen = watch_consumed_or_fail(v);
@@ -420,22 +386,16 @@ Test(update, a_set_by_update_bumps_the_version_and_notifies_every_watcher) {
         get_string_or_fail(seen, 2, "updated");
         get_string_or_fail(unseen, 2, "updated");
         get_string_or_fail(shared, 2, "updated");
-
-        ev_watcher_close(seen);
-        ev_watcher_close(unseen);
-        ev_watcher_close(shared);
-        ev_value_unref(v);
 }
 
 Test(update, any_positive_result_of_fn_sets_and_gives_one) {
-        ev_value *v = value_new_or_fail();
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
         struct update_call c = { .result = 42, .data = "big", .size = 4 };
 
         update_gives(v, &c, 1);
         c.result = INT32_MAX;
         update_gives(v, &c, 1);
         cr_assert_eq(ev_value_get_version(v), 2);
-        ev_value_unref(v);
 }
 
 /* Formats userdata's counter into userdata's one buffer, reused by every
@@ -458,10 +418,10 @@ static int format_into_reused_buffer(const ev_value_snapshot *current, void *use
 }
 
 Test(update, copies_the_bytes_fn_returns_so_its_buffer_may_be_reused) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
         struct reused_buffer b = { 0 }; /* on this test's stack */
-        ev_value_snapshot *first;
+        _cleanup_(ev_snapshot_unrefp) ev_value_snapshot *first = NULL;
 
         cr_assert_eq(ev_value_update(v, format_into_reused_buffer, &b), 1);
         first = get_or_fail(w);
@@ -474,19 +434,16 @@ Test(update, copies_the_bytes_fn_returns_so_its_buffer_may_be_reused) {
         assert_snapshot_is_string(first, 1, "call 1");
         get_string_or_fail(w, 3, "call 3");
         peek_string_or_fail(v, 3, "call 3");
-
-        ev_snapshot_unref(first);
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(update, fn_returning_zero_keeps_the_value_and_notifies_nobody) {
-        ev_value *v = value_new_or_fail();
-        ev_value *never = value_new_or_fail();
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_value_unrefp) ev_value *never = value_new_or_fail();
         /* What fn puts in the outputs is ignored when it keeps the value. */
         struct update_call c = { .result = 0, .data = "ignored", .size = 8 };
-        ev_value_snapshot *before, *after;
-        ev_value_watcher *w;
+        _cleanup_(ev_snapshot_unrefp) ev_value_snapshot *before = NULL;
+        _cleanup_(ev_snapshot_unrefp) ev_value_snapshot *after = NULL;
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = NULL;
 
         set_string_or_fail(v, "kept");
         w = watch_consumed_or_fail(v);
@@ -503,19 +460,13 @@ Test(update, fn_returning_zero_keeps_the_value_and_notifies_nobody) {
         update_gives(never, &c, 0);
         cr_assert_eq(ev_value_get_version(never), 0);
         peek_fails_with(never, -EAGAIN);
-
-        ev_snapshot_unref(before);
-        ev_snapshot_unref(after);
-        ev_watcher_close(w);
-        ev_value_unref(v);
-        ev_value_unref(never);
 }
 
 Test(update, fn_error_is_returned_unchanged_and_keeps_the_value) {
         static const int errors[] = { -ECANCELED, -ENOENT, -EINVAL, -ENOMEM, -1, INT32_MIN };
-        ev_value *v = value_new_or_fail();
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
         struct update_call c = { .data = "ignored", .size = 8 };
-        ev_value_watcher *w;
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = NULL;
         size_t i;
 
         set_string_or_fail(v, "kept");
@@ -528,13 +479,10 @@ Test(update, fn_error_is_returned_unchanged_and_keeps_the_value) {
                 assert_not_notified(w);
         }
         cr_assert_eq(c.calls, (int)i);
-
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(update, null_value_or_fn_gives_einval_without_calling_fn) {
-        ev_value *v = value_new_or_fail();
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
         atomic_int calls = 0;
 
         set_string_or_fail(v, "kept");
@@ -543,13 +491,12 @@ Test(update, null_value_or_fn_gives_einval_without_calling_fn) {
         cr_assert_eq(ev_value_update(NULL, NULL, NULL), -EINVAL);
         cr_assert_eq(atomic_load(&calls), 0);
         peek_string_or_fail(v, 1, "kept");
-        ev_value_unref(v);
 }
 
 Test(update, fn_returning_null_data_with_a_size_gives_einval_and_keeps_the_value) {
-        ev_value *v = value_new_or_fail();
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
         struct update_call c = { .result = 1, .data = NULL, .size = 1 };
-        ev_value_watcher *w;
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = NULL;
 
         set_string_or_fail(v, "kept");
         w = watch_consumed_or_fail(v);
@@ -558,28 +505,23 @@ Test(update, fn_returning_null_data_with_a_size_gives_einval_and_keeps_the_value
         cr_assert_eq(ev_value_get_version(v), 1);
         peek_string_or_fail(v, 1, "kept");
         assert_not_notified(w);
-
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(update, fn_returning_null_data_of_size_zero_sets_an_empty_value) {
-        ev_value *v = value_new_or_fail();
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
         struct update_call c = { .result = 1, .data = NULL, .size = 0 };
-        ev_value_snapshot *s;
+        _cleanup_(ev_snapshot_unrefp) ev_value_snapshot *s = NULL;
 
         set_string_or_fail(v, "not empty");
         update_gives(v, &c, 1);
         s = peek_or_fail(v);
         cr_assert_eq(ev_snapshot_version(s), 2);
         cr_assert_eq(ev_snapshot_size(s), 0);
-        ev_snapshot_unref(s);
-        ev_value_unref(v);
 }
 
 Test(update, closed_value_gives_epipe_without_calling_fn) {
-        ev_value *v = value_new_or_fail();
-        ev_value *never = value_new_or_fail();
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_value_unrefp) ev_value *never = value_new_or_fail();
         atomic_int calls = 0;
 
         set_string_or_fail(v, "final");
@@ -590,9 +532,6 @@ Test(update, closed_value_gives_epipe_without_calling_fn) {
         cr_assert_eq(atomic_load(&calls), 0, "fn ran on a closed value");
         peek_string_or_fail(v, 1, "final");
         cr_assert_eq(ev_value_get_version(never), 0);
-
-        ev_value_unref(v);
-        ev_value_unref(never);
 }
 
 Test(update, replaced_owned_snapshot_is_destroyed_once_when_update_returns) {

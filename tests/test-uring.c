@@ -228,8 +228,8 @@ static void get_version_or_fail(ev_value_watcher *w, uint64_t version) {
 
 /* Needs no ring, so it runs even where the kernel refuses io_uring. */
 Test(uring, helpers_check_their_arguments_and_fill_the_sqe, .timeout = 10) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
         struct io_uring_sqe sqe, pattern, expected;
         int fd = ev_watcher_get_fd(w);
 
@@ -266,9 +266,6 @@ Test(uring, helpers_check_their_arguments_and_fill_the_sqe, .timeout = 10) {
         cr_assert_eq(memcmp(&sqe, &expected, sizeof(sqe)), 0, "ev_watcher_prep_poll_remove's SQE differs");
         cr_assert_eq(sqe.opcode, IORING_OP_POLL_REMOVE);
         cr_assert_eq(sqe.addr, 42);
-
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(uring, single_shot_poll_completes_after_a_set_and_not_before, .timeout = 10) {

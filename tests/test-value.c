@@ -21,43 +21,39 @@
 #include "helpers.h"
 
 Test(value, new_value_has_version_zero) {
-        ev_value *v = value_new_or_fail();
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
 
         cr_assert_eq(ev_value_get_version(v), 0);
-        ev_value_unref(v);
 }
 
 Test(value, get_on_never_set_value_gives_eagain_and_leaves_ret_untouched) {
-        ev_value *v = value_new_or_fail();
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
 
         peek_fails_with(v, -EAGAIN);
         cr_assert_eq(ev_value_get_version(v), 0);
-        ev_value_unref(v);
 }
 
 Test(value, each_set_increments_version_by_one) {
-        ev_value *v = value_new_or_fail();
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
         uint64_t i;
 
         for (i = 1; i <= 10; i++) {
                 cr_assert_eq(ev_value_set(v, &i, sizeof(i)), 0);
                 cr_assert_eq(ev_value_get_version(v), i);
         }
-        ev_value_unref(v);
 }
 
 Test(value, get_returns_current_snapshot_with_its_bytes_size_and_version) {
-        ev_value *v = value_new_or_fail();
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
 
         set_string_or_fail(v, "one");
         set_string_or_fail(v, "second");
         peek_string_or_fail(v, 2, "second");
-        ev_value_unref(v);
 }
 
 Test(value, hundred_sets_then_one_get_returns_only_the_last) {
-        ev_value *v = value_new_or_fail();
-        ev_value_snapshot *s;
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_snapshot_unrefp) ev_value_snapshot *s = NULL;
         int i;
 
         for (i = 1; i <= 100; i++)
@@ -66,13 +62,11 @@ Test(value, hundred_sets_then_one_get_returns_only_the_last) {
         cr_assert_eq(ev_snapshot_version(s), 100);
         cr_assert_eq(ev_snapshot_size(s), sizeof(int));
         cr_assert_eq(*(const int *)ev_snapshot_data(s), 100);
-        ev_snapshot_unref(s);
-        ev_value_unref(v);
 }
 
 Test(value, set_of_size_zero_with_null_data_is_a_valid_empty_value) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
         ev_value_snapshot *s;
 
         set_string_or_fail(v, "not empty");
@@ -89,13 +83,11 @@ Test(value, set_of_size_zero_with_null_data_is_a_valid_empty_value) {
         cr_assert_eq(ev_snapshot_size(s), 0);
         cr_assert_eq(ev_snapshot_version(s), 2);
         ev_snapshot_unref(s);
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(value, set_of_size_zero_with_non_null_data_is_a_valid_empty_value) {
-        ev_value *v = value_new_or_fail();
-        ev_value_snapshot *s;
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_snapshot_unrefp) ev_value_snapshot *s = NULL;
         char byte = 'x';
 
         cr_assert_eq(ev_value_set(v, &byte, 0), 0);
@@ -103,8 +95,6 @@ Test(value, set_of_size_zero_with_non_null_data_is_a_valid_empty_value) {
         s = peek_or_fail(v);
         cr_assert_eq(ev_snapshot_size(s), 0);
         cr_assert_eq(ev_snapshot_version(s), 1);
-        ev_snapshot_unref(s);
-        ev_value_unref(v);
 }
 
 Test(value, set_owned_of_size_zero_with_null_data_is_a_valid_empty_value) {
@@ -125,8 +115,8 @@ Test(value, set_owned_of_size_zero_with_null_data_is_a_valid_empty_value) {
 }
 
 Test(value, every_set_notifies_even_with_identical_bytes) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
 
         set_string_or_fail(v, "same");
         ev_snapshot_unref(get_or_fail(w));
@@ -135,13 +125,11 @@ Test(value, every_set_notifies_even_with_identical_bytes) {
         cr_assert_eq(ev_value_get_version(v), 2);
         cr_assert(fd_readable(ev_watcher_get_fd(w)));
         get_string_or_fail(w, 2, "same");
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(value, set_copies_so_later_changes_to_the_callers_buffer_are_not_seen) {
-        ev_value *v = value_new_or_fail();
-        ev_value_snapshot *s;
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_snapshot_unrefp) ev_value_snapshot *s = NULL;
         char buf[] = "original";
 
         cr_assert_eq(ev_value_set(v, buf, sizeof(buf)), 0);
@@ -149,8 +137,6 @@ Test(value, set_copies_so_later_changes_to_the_callers_buffer_are_not_seen) {
         s = peek_or_fail(v);
         cr_assert_neq(ev_snapshot_data(s), (const void *)buf);
         assert_snapshot_is_string(s, 1, "original");
-        ev_snapshot_unref(s);
-        ev_value_unref(v);
 }
 
 Test(value, set_owned_adopts_data_without_copying) {
@@ -206,7 +192,7 @@ Test(value, set_owned_destroy_runs_exactly_once_after_the_last_reference) {
 }
 
 Test(value, set_owned_with_null_destroy_works) {
-        ev_value *v = value_new_or_fail();
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
         ev_value_snapshot *s;
         static char data[] = "static, never freed";
 
@@ -219,7 +205,6 @@ Test(value, set_owned_with_null_destroy_works) {
         ev_snapshot_unref(s); /* the last reference: must not call NULL */
         cr_assert_eq(ev_value_get_version(v), 2);
         cr_assert_str_eq(data, "static, never freed");
-        ev_value_unref(v);
 }
 
 Test(value, replaced_owned_snapshot_is_destroyed_as_soon_as_last_handed_out_ref_drops) {
@@ -348,8 +333,8 @@ Test(value, set_that_cannot_allocate_gives_enomem_and_leaves_value_unchanged) {
          * header added to them, the last is larger than any address space
          * but not so large that valgrind calls it a negative size. */
         static const size_t huge[] = { SIZE_MAX, SIZE_MAX - 8, SIZE_MAX / 4 };
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
         char byte = 'b';
         size_t i;
 
@@ -362,8 +347,6 @@ Test(value, set_that_cannot_allocate_gives_enomem_and_leaves_value_unchanged) {
         }
         peek_string_or_fail(v, 1, "kept");
         get_fails_with(w, -EAGAIN);
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 /* ------------------------------------------------- concurrent producers */

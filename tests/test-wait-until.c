@@ -62,12 +62,11 @@ static bool version_at_least(const ev_value_snapshot *s, void *userdata) {
 /* Asserts that ev_watcher_wait_until succeeds with version and str; drops the snapshot. */
 static void wait_until_string_or_fail(ev_value_watcher *w, struct pred_log *p, int timeout_ms,
                                       int cancel_fd, uint64_t version, const char *str) {
-        ev_value_snapshot *s = SNAPSHOT_SENTINEL;
+        _cleanup_(ev_snapshot_unrefp) ev_value_snapshot *s = SNAPSHOT_SENTINEL;
         int r = ev_watcher_wait_until(w, version_at_least, p, timeout_ms, cancel_fd, &s);
 
         cr_assert_eq(r, 0, "ev_watcher_wait_until(%d, %d): %s", timeout_ms, cancel_fd, strerror(-r));
         assert_snapshot_is_string(s, version, str);
-        ev_snapshot_unref(s);
 }
 
 /* Asserts that ev_watcher_wait_until fails with error and leaves its output alone. */
@@ -97,8 +96,8 @@ static bool await_offered(struct pred_log *p, uint64_t version) {
 /* --------------------------------------------------------- acceptance */
 
 Test(wait_until, returns_an_accepted_unseen_snapshot_at_once, .timeout = 10) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
         struct pred_log p = { .min_version = 1 };
         int64_t start;
 
@@ -111,14 +110,11 @@ Test(wait_until, returns_an_accepted_unseen_snapshot_at_once, .timeout = 10) {
         /* Consumed, as by a get. */
         cr_assert_not(fd_readable(ev_watcher_get_fd(w)));
         get_fails_with(w, -EAGAIN);
-
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(wait_until, offers_only_the_newest_snapshot_at_each_wake, .timeout = 10) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
         struct pred_log p = { .min_version = 1 };
         int i;
 
@@ -127,14 +123,11 @@ Test(wait_until, offers_only_the_newest_snapshot_at_each_wake, .timeout = 10) {
         wait_until_string_or_fail(w, &p, 0, -1, 5, "newest");
         cr_assert_eq(atomic_load(&p.calls), 1, "the predicate saw intermediate versions");
         cr_assert_eq(p.versions[0], 5);
-
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(wait_until, rejected_snapshots_are_consumed, .timeout = 10) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
         struct pred_log p = { .min_version = REJECT_ALL };
 
         set_string_or_fail(v, "rejected");
@@ -146,15 +139,12 @@ Test(wait_until, rejected_snapshots_are_consumed, .timeout = 10) {
         /* Not offered again either. */
         wait_until_fails_with(w, &p, 0, -1, -ETIMEDOUT);
         cr_assert_eq(atomic_load(&p.calls), 1, "a rejected snapshot was offered twice");
-
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(wait_until, rejected_snapshots_are_released, .timeout = 10) {
         struct destroy_log log = { 0 };
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
         struct pred_log p = { .min_version = REJECT_ALL };
         char *data = strdup_or_fail("rejected");
 
@@ -164,9 +154,6 @@ Test(wait_until, rejected_snapshots_are_released, .timeout = 10) {
         /* Replaced: the rejection kept no reference. */
         set_string_or_fail(v, "next");
         cr_assert_eq(atomic_load(&log.calls), 1, "the rejected snapshot is still referenced");
-
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 /* A producer that sets versions 1..last, each only once the predicate has
@@ -196,8 +183,8 @@ static void *paced_producer_main(void *arg) {
 }
 
 Test(wait_until, waits_through_rejected_sets_until_the_predicate_accepts, .timeout = 20) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
         struct pred_log p = { .min_version = 8 };
         struct paced_producer t = { .v = v, .p = &p, .last = 8 };
         ev_value_snapshot *s = SNAPSHOT_SENTINEL;
@@ -223,9 +210,6 @@ Test(wait_until, waits_through_rejected_sets_until_the_predicate_accepts, .timeo
         /* The rejected ones were consumed along the way: nothing is left. */
         get_fails_with(w, -EAGAIN);
         cr_assert_not(fd_readable(ev_watcher_get_fd(w)));
-
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 /* ------------------------------------------------------------ deadline */
@@ -250,8 +234,8 @@ static void *steady_producer_main(void *arg) {
 }
 
 Test(wait_until, rejections_do_not_restart_the_timeout, .timeout = 20) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
         struct pred_log p = { .min_version = REJECT_ALL };
         struct steady_producer t = { .v = v };
         int64_t start, elapsed;
@@ -270,14 +254,11 @@ Test(wait_until, rejections_do_not_restart_the_timeout, .timeout = 20) {
         cr_assert_lt(elapsed, 2000, "a 200 ms wait through rejections took %" PRId64 " ms", elapsed);
         cr_assert_geq(atomic_load(&p.calls), 2, "only %d snapshots were offered: the test proves nothing",
                       atomic_load(&p.calls));
-
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(wait_until, times_out_with_nothing_set_no_earlier_than_asked, .timeout = 10) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
         struct pred_log p = { .min_version = 1 };
         int64_t start, elapsed;
 
@@ -287,14 +268,11 @@ Test(wait_until, times_out_with_nothing_set_no_earlier_than_asked, .timeout = 10
         cr_assert_geq(elapsed, 100, "timed out after %" PRId64 " ms, before 100 ms", elapsed);
         cr_assert_lt(elapsed, 2000, "a 100 ms timeout took %" PRId64 " ms", elapsed);
         cr_assert_eq(atomic_load(&p.calls), 0, "the predicate ran with nothing set");
-
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(wait_until, watcher_is_usable_after_etimedout_and_ecanceled, .timeout = 10) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
         struct pred_log p = { .min_version = 3 };
         int cancel = eventfd_or_fail();
 
@@ -310,18 +288,15 @@ Test(wait_until, watcher_is_usable_after_etimedout_and_ecanceled, .timeout = 10)
         wait_until_string_or_fail(w, &p, 1000, -1, 3, "three");
         set_string_or_fail(v, "four");
         get_string_or_fail(w, 4, "four");
-
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 /* ------------------------------------------------ cancel and precedence */
 
 Test(wait_until, a_readable_cancel_fd_cancels_after_a_rejection, .timeout = 10) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
         struct pred_log p = { .min_version = REJECT_ALL };
-        int cancel = eventfd_or_fail();
+        _cleanup_(closep) int cancel = eventfd_or_fail();
 
         set_string_or_fail(v, "rejected");
         eventfd_write_one(cancel);
@@ -331,32 +306,24 @@ Test(wait_until, a_readable_cancel_fd_cancels_after_a_rejection, .timeout = 10) 
         get_fails_with(w, -EAGAIN);
         /* The library never reads the cancel fd. */
         cr_assert(fd_readable(cancel));
-
-        close(cancel);
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(wait_until, an_accepted_snapshot_wins_over_a_readable_cancel_fd, .timeout = 10) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
         struct pred_log p = { .min_version = 1 };
-        int cancel = eventfd_or_fail();
+        _cleanup_(closep) int cancel = eventfd_or_fail();
 
         eventfd_write_one(cancel);
         set_string_or_fail(v, "accepted");
         wait_until_string_or_fail(w, &p, 0, cancel, 1, "accepted");
-
-        close(cancel);
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(wait_until, a_readable_cancel_fd_wins_over_an_expired_timeout, .timeout = 10) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
         struct pred_log p = { .min_version = 1 };
-        int cancel = eventfd_or_fail();
+        _cleanup_(closep) int cancel = eventfd_or_fail();
 
         eventfd_write_one(cancel);
         wait_until_fails_with(w, &p, 0, cancel, -ECANCELED);
@@ -364,17 +331,13 @@ Test(wait_until, a_readable_cancel_fd_wins_over_an_expired_timeout, .timeout = 1
         p.min_version = 2;
         wait_until_fails_with(w, &p, 0, cancel, -ECANCELED);
         cr_assert_eq(atomic_load(&p.calls), 1);
-
-        close(cancel);
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(wait_until, a_closed_value_wins_over_a_readable_cancel_fd, .timeout = 10) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
         struct pred_log p = { .min_version = 1 };
-        int cancel = eventfd_or_fail();
+        _cleanup_(closep) int cancel = eventfd_or_fail();
 
         set_string_or_fail(v, "seen");
         ev_snapshot_unref(get_or_fail(w));
@@ -383,10 +346,6 @@ Test(wait_until, a_closed_value_wins_over_a_readable_cancel_fd, .timeout = 10) {
         wait_until_fails_with(w, &p, 0, cancel, -EPIPE);
         wait_until_fails_with(w, &p, -1, cancel, -EPIPE);
         cr_assert_eq(atomic_load(&p.calls), 0);
-
-        close(cancel);
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 struct canceller {
@@ -407,8 +366,8 @@ static void *canceller_main(void *arg) {
 }
 
 Test(wait_until, a_cancel_fd_written_during_the_wait_cancels_it, .timeout = 10) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
         struct pred_log p = { .min_version = 2 };
         struct canceller t = { .p = &p, .cancel_fd = eventfd_or_fail() };
         pthread_t thread;
@@ -421,13 +380,11 @@ Test(wait_until, a_cancel_fd_written_during_the_wait_cancels_it, .timeout = 10) 
         cr_assert(t.written);
 
         close(t.cancel_fd);
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(wait_until, a_pipe_whose_write_end_closed_cancels, .timeout = 10) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
         struct pred_log p = { .min_version = 1 };
         int fds[2];
 
@@ -436,13 +393,11 @@ Test(wait_until, a_pipe_whose_write_end_closed_cancels, .timeout = 10) {
         wait_until_fails_with(w, &p, -1, fds[0], -ECANCELED);
 
         close(fds[0]);
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(wait_until, a_cancel_fd_that_is_not_open_gives_ebadf, .timeout = 10) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
         struct pred_log p = { .min_version = 1 };
         int closed_fd = eventfd_or_fail();
 
@@ -451,14 +406,11 @@ Test(wait_until, a_cancel_fd_that_is_not_open_gives_ebadf, .timeout = 10) {
         /* Nothing was consumed: a snapshot set now is there for a get. */
         set_string_or_fail(v, "after");
         get_string_or_fail(w, 1, "after");
-
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(wait_until, a_cancel_fd_below_minus_one_gives_einval_and_consumes_nothing, .timeout = 10) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
         struct pred_log p = { .min_version = 1 };
 
         set_string_or_fail(v, "pending");
@@ -466,9 +418,6 @@ Test(wait_until, a_cancel_fd_below_minus_one_gives_einval_and_consumes_nothing, 
         wait_until_fails_with(w, &p, 0, INT32_MIN, -EINVAL);
         cr_assert_eq(atomic_load(&p.calls), 0);
         get_string_or_fail(w, 1, "pending");
-
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 /* A predicate that, offered version 1, peeks the value, sets version 2
@@ -500,10 +449,10 @@ static bool set_on_first(const ev_value_snapshot *s, void *userdata) {
 }
 
 Test(wait_until, the_predicate_may_peek_and_set_the_same_value, .timeout = 10) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
         struct setting_pred p = { .v = v, .cancel_fd = -1 };
-        ev_value_snapshot *s = SNAPSHOT_SENTINEL;
+        _cleanup_(ev_snapshot_unrefp) ev_value_snapshot *s = SNAPSHOT_SENTINEL;
         int r;
 
         set_string_or_fail(v, "one");
@@ -514,10 +463,6 @@ Test(wait_until, the_predicate_may_peek_and_set_the_same_value, .timeout = 10) {
         cr_assert_eq(p.set_r, 0, "set from the predicate: %s", strerror(-p.set_r));
         assert_snapshot_is_string(s, 2, "from pred");
         cr_assert_eq(atomic_load(&p.calls), 2);
-        ev_snapshot_unref(s);
-
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 /* Asserts that ev_watcher_wait_until(set_on_first) fails with error and
@@ -536,8 +481,8 @@ static void set_on_first_fails_with(ev_value_watcher *w, struct setting_pred *p,
 /* Were the next snapshot tested before the cancel fd and the deadline, a
  * producer that keeps setting rejected states could hold the call forever. */
 Test(wait_until, after_a_rejection_a_readable_cancel_fd_wins_over_a_newer_snapshot, .timeout = 10) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
         struct setting_pred p = { .v = v, .cancel_fd = eventfd_or_fail() };
 
         set_string_or_fail(v, "one");
@@ -548,13 +493,11 @@ Test(wait_until, after_a_rejection_a_readable_cancel_fd_wins_over_a_newer_snapsh
         get_string_or_fail(w, 2, "from pred");
 
         close(p.cancel_fd);
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(wait_until, after_a_rejection_an_expired_deadline_wins_over_a_newer_snapshot, .timeout = 10) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
         struct setting_pred p = { .v = v, .cancel_fd = -1 };
 
         set_string_or_fail(v, "one");
@@ -562,18 +505,15 @@ Test(wait_until, after_a_rejection_an_expired_deadline_wins_over_a_newer_snapsho
         set_on_first_fails_with(w, &p, 0, -1, -ETIMEDOUT);
         cr_assert_eq(atomic_load(&p.calls), 1, "the newer snapshot was tested after the deadline");
         get_string_or_fail(w, 2, "from pred");
-
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 /* ---------------------------------------------------------- closed value */
 
 Test(wait_until, a_closed_value_whose_last_snapshot_was_seen_gives_epipe, .timeout = 10) {
-        ev_value *v = value_new_or_fail();
-        ev_value *never = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
-        ev_value_watcher *wn = watch_or_fail(never);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_value_unrefp) ev_value *never = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_watcher_closep) ev_value_watcher *wn = watch_or_fail(never);
         struct pred_log p = { .min_version = 1 };
 
         set_string_or_fail(v, "last");
@@ -585,17 +525,12 @@ Test(wait_until, a_closed_value_whose_last_snapshot_was_seen_gives_epipe, .timeo
         close_or_fail(never);
         wait_until_fails_with(wn, &p, -1, -1, -EPIPE);
         cr_assert_eq(atomic_load(&p.calls), 1);
-
-        ev_watcher_close(w);
-        ev_watcher_close(wn);
-        ev_value_unref(v);
-        ev_value_unref(never);
 }
 
 Test(wait_until, an_unseen_last_snapshot_is_offered_first_on_a_closed_value, .timeout = 10) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *accept = watch_or_fail(v);
-        ev_value_watcher *reject = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *accept = watch_or_fail(v);
+        _cleanup_(ev_watcher_closep) ev_value_watcher *reject = watch_or_fail(v);
         struct pred_log pa = { .min_version = 1 }, pr = { .min_version = REJECT_ALL };
 
         set_string_or_fail(v, "last");
@@ -606,21 +541,17 @@ Test(wait_until, an_unseen_last_snapshot_is_offered_first_on_a_closed_value, .ti
         wait_until_fails_with(reject, &pr, -1, -1, -EPIPE);
         cr_assert_eq(atomic_load(&pr.calls), 1);
         get_fails_with(reject, -EPIPE);
-
-        ev_watcher_close(accept);
-        ev_watcher_close(reject);
-        ev_value_unref(v);
 }
 
 /* Rejected, the final state of a closed value is seen: from then on the
  * closed value comes before a readable cancel fd and an expired deadline,
  * as at every wake of ev_watcher_wait. */
 Test(wait_until, a_rejected_final_state_gives_epipe_before_cancel_and_timeout, .timeout = 10) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *cancelled = watch_or_fail(v);
-        ev_value_watcher *expired = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *cancelled = watch_or_fail(v);
+        _cleanup_(ev_watcher_closep) ev_value_watcher *expired = watch_or_fail(v);
         struct pred_log p = { .min_version = REJECT_ALL };
-        int cancel = eventfd_or_fail();
+        _cleanup_(closep) int cancel = eventfd_or_fail();
 
         set_string_or_fail(v, "final");
         close_or_fail(v);
@@ -630,16 +561,11 @@ Test(wait_until, a_rejected_final_state_gives_epipe_before_cancel_and_timeout, .
         cr_assert_eq(atomic_load(&p.calls), 2);
         get_fails_with(cancelled, -EPIPE);
         get_fails_with(expired, -EPIPE);
-
-        close(cancel);
-        ev_watcher_close(cancelled);
-        ev_watcher_close(expired);
-        ev_value_unref(v);
 }
 
 Test(wait_until, a_close_after_the_last_snapshot_was_rejected_gives_epipe, .timeout = 10) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
         struct pred_log p = { .min_version = REJECT_ALL };
         struct paced_producer t = { .v = v, .p = &p, .last = 3, .close_after = true };
         pthread_t thread;
@@ -650,16 +576,13 @@ Test(wait_until, a_close_after_the_last_snapshot_was_rejected_gives_epipe, .time
         cr_assert_eq(t.failures, 0, "the producer failed or was never answered");
         cr_assert_eq(atomic_load(&p.calls), 3);
         get_fails_with(w, -EPIPE);
-
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 /* ---------------------------------------------------------- own errors */
 
 Test(wait_until, null_predicate_watcher_or_ret_gives_einval_and_consumes_nothing) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
         struct pred_log p = { .min_version = 1 };
         ev_value_snapshot *s = SNAPSHOT_SENTINEL;
 
@@ -672,14 +595,11 @@ Test(wait_until, null_predicate_watcher_or_ret_gives_einval_and_consumes_nothing
         cr_assert_eq(atomic_load(&p.calls), 0);
         cr_assert(fd_readable(ev_watcher_get_fd(w)));
         get_string_or_fail(w, 1, "pending");
-
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(wait_until, shared_fd_watcher_gives_eopnotsupp_and_consumes_nothing) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = NULL;
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = NULL;
         struct pred_log p = { .min_version = 1 };
 
         set_string_or_fail(v, "pending");
@@ -688,14 +608,11 @@ Test(wait_until, shared_fd_watcher_gives_eopnotsupp_and_consumes_nothing) {
         wait_until_fails_with(w, &p, -1, -1, -EOPNOTSUPP);
         cr_assert_eq(atomic_load(&p.calls), 0);
         get_string_or_fail(w, 1, "pending");
-
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(wait_until, a_wait_in_progress_on_the_watcher_gives_ebusy, .timeout = 10) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
         struct pred_log p = { .min_version = 1 };
         struct waiter t;
         pthread_t thread;
@@ -711,9 +628,6 @@ Test(wait_until, a_wait_in_progress_on_the_watcher_gives_ebusy, .timeout = 10) {
         cr_assert_eq(t.r, 0, "ev_watcher_wait: %s", strerror(-t.r));
         assert_snapshot_is_string(t.s, 1, "for the waiter");
         ev_snapshot_unref(t.s);
-
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 /* wait_until on another thread, retried while it gives -EBUSY (the test's
@@ -735,8 +649,8 @@ static void *until_waiter_main(void *arg) {
 }
 
 Test(wait_until, a_get_or_wait_during_wait_until_gives_ebusy, .timeout = 10) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
         struct pred_log p = { .min_version = 1 };
         struct until_waiter t = { .w = w, .p = &p, .s = SNAPSHOT_SENTINEL };
         pthread_t thread;
@@ -750,9 +664,6 @@ Test(wait_until, a_get_or_wait_during_wait_until_gives_ebusy, .timeout = 10) {
         cr_assert_eq(t.r, 0, "ev_watcher_wait_until: %s", strerror(-t.r));
         assert_snapshot_is_string(t.s, 1, "accepted");
         ev_snapshot_unref(t.s);
-
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 /* A predicate that tries a get and a wait on its own watcher: both must
@@ -774,8 +685,8 @@ static bool get_inside(const ev_value_snapshot *snapshot, void *userdata) {
 }
 
 Test(wait_until, a_get_on_the_same_watcher_inside_the_predicate_gives_ebusy, .timeout = 10) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
         struct reentrant t = { .w = w, .s = SNAPSHOT_SENTINEL };
         ev_value_snapshot *s = SNAPSHOT_SENTINEL;
 
@@ -790,7 +701,4 @@ Test(wait_until, a_get_on_the_same_watcher_inside_the_predicate_gives_ebusy, .ti
         ev_snapshot_unref(s);
         /* The watcher is released once the wait returns. */
         get_fails_with(w, -EAGAIN);
-
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }

@@ -52,8 +52,8 @@ static void assert_watcher_count(const ev_value *v, size_t expected) {
 /* ------------------------------------------------ SKIP_CURRENT, own fd */
 
 Test(skip_current, on_a_set_value_the_fd_is_not_readable_and_get_gives_eagain) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w;
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = NULL;
 
         set_string_or_fail(v, "one");
         set_string_or_fail(v, "two");
@@ -62,14 +62,11 @@ Test(skip_current, on_a_set_value_the_fd_is_not_readable_and_get_gives_eagain) {
         get_fails_with(w, -EAGAIN);
         wait_fails_with(w, 0, -1, -ETIMEDOUT);
         cr_assert_not(fd_readable(ev_watcher_get_fd(w)));
-
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(skip_current, the_next_set_is_reported_like_to_any_watcher) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w;
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = NULL;
 
         set_string_or_fail(v, "skipped");
         w = watch_skip_or_fail(v);
@@ -83,16 +80,13 @@ Test(skip_current, the_next_set_is_reported_like_to_any_watcher) {
         set_string_or_fail(v, "four");
         cr_assert(fd_readable(ev_watcher_get_fd(w)));
         get_string_or_fail(w, 4, "four");
-
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(skip_current, a_wait_blocks_until_the_next_set, .timeout = 10) {
-        ev_value *v = value_new_or_fail();
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
         struct waiter t;
         pthread_t thread;
-        ev_value_watcher *w;
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = NULL;
 
         set_string_or_fail(v, "skipped");
         w = watch_skip_or_fail(v);
@@ -104,14 +98,11 @@ Test(skip_current, a_wait_blocks_until_the_next_set, .timeout = 10) {
         cr_assert_eq(t.r, 0, "ev_watcher_wait: %s", strerror(-t.r));
         assert_snapshot_is_string(t.s, 2, "woke");
         ev_snapshot_unref(t.s);
-
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(skip_current, the_close_makes_the_fd_readable_and_get_gives_epipe) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w;
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = NULL;
 
         set_string_or_fail(v, "skipped");
         w = watch_skip_or_fail(v);
@@ -122,14 +113,11 @@ Test(skip_current, the_close_makes_the_fd_readable_and_get_gives_epipe) {
         get_fails_with(w, -EPIPE);
         cr_assert(fd_readable(ev_watcher_get_fd(w)));
         wait_fails_with(w, 1000, -1, -EPIPE);
-
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(skip_current, a_set_then_the_close_give_that_snapshot_then_epipe) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w;
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = NULL;
 
         set_string_or_fail(v, "skipped");
         w = watch_skip_or_fail(v);
@@ -139,14 +127,11 @@ Test(skip_current, a_set_then_the_close_give_that_snapshot_then_epipe) {
         get_string_or_fail(w, 2, "last");
         cr_assert(fd_readable(ev_watcher_get_fd(w)));
         get_fails_with(w, -EPIPE);
-
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(skip_current, on_a_closed_value_the_fd_is_readable_and_get_gives_epipe) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w;
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = NULL;
 
         set_string_or_fail(v, "final");
         close_or_fail(v);
@@ -156,15 +141,12 @@ Test(skip_current, on_a_closed_value_the_fd_is_readable_and_get_gives_epipe) {
         cr_assert(fd_readable(ev_watcher_get_fd(w)));
         /* The final state stays readable through the peek. */
         peek_string_or_fail(v, 1, "final");
-
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(skip_current, on_a_never_set_value_behaves_like_flags_zero) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *plain = watch_or_fail(v);
-        ev_value_watcher *skip = watch_skip_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *plain = watch_or_fail(v);
+        _cleanup_(ev_watcher_closep) ev_value_watcher *skip = watch_skip_or_fail(v);
 
         cr_assert_not(fd_readable(ev_watcher_get_fd(skip)));
         get_fails_with(skip, -EAGAIN);
@@ -175,15 +157,12 @@ Test(skip_current, on_a_never_set_value_behaves_like_flags_zero) {
         get_string_or_fail(plain, 1, "first");
         get_string_or_fail(skip, 1, "first");
         get_fails_with(skip, -EAGAIN);
-
-        ev_watcher_close(plain);
-        ev_watcher_close(skip);
-        ev_value_unref(v);
 }
 
 Test(skip_current, on_a_never_set_closed_value_behaves_like_flags_zero) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *plain, *skip;
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *plain = NULL;
+        _cleanup_(ev_watcher_closep) ev_value_watcher *skip = NULL;
 
         close_or_fail(v);
         plain = watch_or_fail(v);
@@ -192,15 +171,12 @@ Test(skip_current, on_a_never_set_closed_value_behaves_like_flags_zero) {
         cr_assert(fd_readable(ev_watcher_get_fd(skip)));
         get_fails_with(plain, -EPIPE);
         get_fails_with(skip, -EPIPE);
-
-        ev_watcher_close(plain);
-        ev_watcher_close(skip);
-        ev_value_unref(v);
 }
 
 Test(skip_current, other_watchers_keep_the_current_snapshot) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *plain, *skip;
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *plain = NULL;
+        _cleanup_(ev_watcher_closep) ev_value_watcher *skip = NULL;
 
         set_string_or_fail(v, "current");
         plain = watch_or_fail(v);
@@ -208,10 +184,6 @@ Test(skip_current, other_watchers_keep_the_current_snapshot) {
         cr_assert(fd_readable(ev_watcher_get_fd(plain)));
         get_string_or_fail(plain, 1, "current");
         get_fails_with(skip, -EAGAIN);
-
-        ev_watcher_close(plain);
-        ev_watcher_close(skip);
-        ev_value_unref(v);
 }
 
 /* ---------------------------------------- SKIP_CURRENT with SHARED_FD */
@@ -219,8 +191,8 @@ Test(skip_current, other_watchers_keep_the_current_snapshot) {
 #define SHARED_SKIP (EV_VALUE_WATCH_SHARED_FD | EV_VALUE_WATCH_SKIP_CURRENT)
 
 Test(skip_current, with_shared_fd_get_gives_eagain_until_the_next_set) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w;
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = NULL;
 
         set_string_or_fail(v, "skipped");
         w = watch_flags_or_fail(v, SHARED_SKIP);
@@ -229,14 +201,12 @@ Test(skip_current, with_shared_fd_get_gives_eagain_until_the_next_set) {
         cr_assert(fd_readable(ev_watcher_get_fd(w)));
         get_string_or_fail(w, 2, "reported");
         get_fails_with(w, -EAGAIN);
-
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(skip_current, with_shared_fd_only_the_get_side_differs) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *shared, *skip;
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *shared = NULL;
+        _cleanup_(ev_watcher_closep) ev_value_watcher *skip = NULL;
 
         set_string_or_fail(v, "current");
         shared = watch_flags_or_fail(v, EV_VALUE_WATCH_SHARED_FD);
@@ -246,15 +216,11 @@ Test(skip_current, with_shared_fd_only_the_get_side_differs) {
         cr_assert(fd_readable(ev_watcher_get_fd(skip)));
         get_string_or_fail(shared, 1, "current");
         get_fails_with(skip, -EAGAIN);
-
-        ev_watcher_close(shared);
-        ev_watcher_close(skip);
-        ev_value_unref(v);
 }
 
 Test(skip_current, with_shared_fd_the_close_gives_epipe) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w;
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = NULL;
 
         set_string_or_fail(v, "skipped");
         w = watch_flags_or_fail(v, SHARED_SKIP);
@@ -262,15 +228,13 @@ Test(skip_current, with_shared_fd_the_close_gives_epipe) {
         cr_assert(fd_readable(ev_watcher_get_fd(w)));
         get_fails_with(w, -EPIPE);
         get_fails_with(w, -EPIPE);
-
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(skip_current, with_shared_fd_on_never_set_and_closed_values) {
-        ev_value *never = value_new_or_fail();
-        ev_value *closed = value_new_or_fail();
-        ev_value_watcher *a, *b;
+        _cleanup_(ev_value_unrefp) ev_value *never = value_new_or_fail();
+        _cleanup_(ev_value_unrefp) ev_value *closed = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *a = NULL;
+        _cleanup_(ev_watcher_closep) ev_value_watcher *b = NULL;
 
         a = watch_flags_or_fail(never, SHARED_SKIP);
         get_fails_with(a, -EAGAIN);
@@ -281,33 +245,24 @@ Test(skip_current, with_shared_fd_on_never_set_and_closed_values) {
         close_or_fail(closed);
         b = watch_flags_or_fail(closed, SHARED_SKIP);
         get_fails_with(b, -EPIPE);
-
-        ev_watcher_close(a);
-        ev_watcher_close(b);
-        ev_value_unref(never);
-        ev_value_unref(closed);
 }
 
 Test(skip_current, with_shared_fd_wait_gives_eopnotsupp) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w;
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = NULL;
 
         set_string_or_fail(v, "skipped");
         w = watch_flags_or_fail(v, SHARED_SKIP);
         wait_fails_with(w, 0, -1, -EOPNOTSUPP);
-
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 /* ------------------------------------------------------ watcher count */
 
 Test(watcher_count, is_zero_for_null_and_for_a_new_value) {
-        ev_value *v = value_new_or_fail();
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
 
         cr_assert_eq(ev_value_get_watcher_count(NULL), 0);
         assert_watcher_count(v, 0);
-        ev_value_unref(v);
 }
 
 Test(watcher_count, counts_own_fd_and_shared_fd_watchers_and_drops_as_they_close) {
@@ -320,7 +275,7 @@ Test(watcher_count, counts_own_fd_and_shared_fd_watchers_and_drops_as_they_close
                 EV_VALUE_WATCH_SHARED_FD,
         };
         enum { N = sizeof(flags) / sizeof(flags[0]) };
-        ev_value *v = value_new_or_fail();
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
         ev_value_watcher *w[N];
         size_t i;
 
@@ -336,30 +291,24 @@ Test(watcher_count, counts_own_fd_and_shared_fd_watchers_and_drops_as_they_close
                 w[k] = ev_watcher_close(w[k]);
                 assert_watcher_count(v, N - i - 1);
         }
-        ev_value_unref(v);
 }
 
 Test(watcher_count, is_per_value) {
-        ev_value *a = value_new_or_fail();
-        ev_value *b = value_new_or_fail();
-        ev_value_watcher *wa = watch_or_fail(a);
+        _cleanup_(ev_value_unrefp) ev_value *a = value_new_or_fail();
+        _cleanup_(ev_value_unrefp) ev_value *b = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *wa = watch_or_fail(a);
         ev_value_watcher *wb1 = watch_or_fail(b);
-        ev_value_watcher *wb2 = watch_flags_or_fail(b, EV_VALUE_WATCH_SHARED_FD);
+        _cleanup_(ev_watcher_closep) ev_value_watcher *wb2 = watch_flags_or_fail(b, EV_VALUE_WATCH_SHARED_FD);
 
         assert_watcher_count(a, 1);
         assert_watcher_count(b, 2);
         ev_watcher_close(wb1);
         assert_watcher_count(a, 1);
         assert_watcher_count(b, 1);
-
-        ev_watcher_close(wa);
-        ev_watcher_close(wb2);
-        ev_value_unref(a);
-        ev_value_unref(b);
 }
 
 Test(watcher_count, is_unaffected_by_the_close_of_the_value) {
-        ev_value *v = value_new_or_fail();
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
         ev_value_watcher *own = watch_or_fail(v);
         ev_value_watcher *shared = watch_flags_or_fail(v, EV_VALUE_WATCH_SHARED_FD);
         ev_value_watcher *late;
@@ -380,24 +329,22 @@ Test(watcher_count, is_unaffected_by_the_close_of_the_value) {
         ev_watcher_close(shared);
         ev_watcher_close(late);
         assert_watcher_count(v, 0);
-        ev_value_unref(v);
 }
 
 Test(watcher_count, counts_watchers_that_outlive_the_producers_reference) {
         ev_value *v = value_new_or_fail();
-        ev_value *watched = ev_value_ref(v);
+        _cleanup_(ev_value_unrefp) ev_value *watched = ev_value_ref(v);
         ev_value_watcher *w = watch_or_fail(v);
 
         ev_value_unref(v);
         assert_watcher_count(watched, 1);
         ev_watcher_close(w);
         assert_watcher_count(watched, 0);
-        ev_value_unref(watched);
 }
 
 Test(watcher_count, is_unaffected_by_watches_that_fail_with_einval) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
         ev_value_watcher *out = WATCHER_SENTINEL;
 
         cr_assert_eq(ev_value_watch(v, 1u << 31, &out), -EINVAL);
@@ -406,16 +353,13 @@ Test(watcher_count, is_unaffected_by_watches_that_fail_with_einval) {
         cr_assert_eq(ev_value_watch(v, EV_VALUE_WATCH_SHARED_FD, NULL), -EINVAL);
         cr_assert_eq(out, WATCHER_SENTINEL);
         assert_watcher_count(v, 1);
-
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 /* Duplicates of /dev/null filling the fd table up to a lowered limit. */
 #define MAX_FILLERS 64
 
 Test(watcher_count, is_unaffected_by_watches_that_fail_with_emfile, .timeout = 10) {
-        ev_value *v = value_new_or_fail();
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
         ev_value_watcher *w = watch_or_fail(v);
         ev_value_watcher *out = WATCHER_SENTINEL;
         int fillers[MAX_FILLERS];
@@ -453,7 +397,6 @@ Test(watcher_count, is_unaffected_by_watches_that_fail_with_emfile, .timeout = 1
         close(devnull);
         ev_watcher_close(w);
         assert_watcher_count(v, 0);
-        ev_value_unref(v);
 }
 
 #define N_CHURNERS 4

@@ -22,59 +22,50 @@
 #include "helpers.h"
 
 Test(watcher, unset_value_fd_not_readable_and_get_eagain, .timeout = 10) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
 
         cr_assert_not(fd_readable(ev_watcher_get_fd(w)));
         get_fails_with(w, -EAGAIN);
         /* Asking again changes nothing. */
         get_fails_with(w, -EAGAIN);
         cr_assert_not(fd_readable(ev_watcher_get_fd(w)));
-
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(watcher, set_then_watch_fd_readable_and_first_get_returns_it, .timeout = 10) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w;
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = NULL;
 
         set_string_or_fail(v, "before watch");
         w = watch_or_fail(v);
         cr_assert(fd_readable(ev_watcher_get_fd(w)), "watcher of a set value is not readable");
         get_string_or_fail(w, 1, "before watch");
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(watcher, watch_then_set_fd_becomes_readable_and_get_returns_it, .timeout = 10) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
 
         cr_assert_not(fd_readable(ev_watcher_get_fd(w)));
         set_string_or_fail(v, "after watch");
         cr_assert(fd_readable(ev_watcher_get_fd(w)), "set did not make the watcher readable");
         get_string_or_fail(w, 1, "after watch");
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(watcher, first_get_after_watch_returns_newest_when_set_again, .timeout = 10) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w;
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = NULL;
 
         set_string_or_fail(v, "at watch time");
         w = watch_or_fail(v);
         set_string_or_fail(v, "newer");
         get_string_or_fail(w, 2, "newer");
         get_fails_with(w, -EAGAIN);
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(watcher, get_clears_readability_until_next_set, .timeout = 10) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
         int fd = ev_watcher_get_fd(w);
         int i;
 
@@ -89,13 +80,11 @@ Test(watcher, get_clears_readability_until_next_set, .timeout = 10) {
         get_string_or_fail(w, 2, "two");
         cr_assert_not(fd_readable(fd));
         get_fails_with(w, -EAGAIN);
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(watcher, many_sets_then_one_get_returns_only_the_last, .timeout = 10) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
         char buf[32];
         int i;
 
@@ -108,13 +97,11 @@ Test(watcher, many_sets_then_one_get_returns_only_the_last, .timeout = 10) {
         /* The 99 skipped versions are not delivered later. */
         get_fails_with(w, -EAGAIN);
         cr_assert_not(fd_readable(ev_watcher_get_fd(w)));
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(watcher, identical_bytes_still_notify, .timeout = 10) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
 
         set_string_or_fail(v, "same");
         get_string_or_fail(w, 1, "same");
@@ -122,13 +109,11 @@ Test(watcher, identical_bytes_still_notify, .timeout = 10) {
         set_string_or_fail(v, "same");
         cr_assert(fd_readable(ev_watcher_get_fd(w)), "identical bytes did not notify");
         get_string_or_fail(w, 2, "same");
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(watcher, empty_set_notifies_and_returns_size_zero, .timeout = 10) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
         ev_value_snapshot *s;
 
         cr_assert_eq(ev_value_set(v, NULL, 0), 0);
@@ -138,14 +123,12 @@ Test(watcher, empty_set_notifies_and_returns_size_zero, .timeout = 10) {
         cr_assert_eq(ev_snapshot_size(s), 0);
         ev_snapshot_unref(s);
         get_fails_with(w, -EAGAIN);
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(watcher, watchers_are_independent, .timeout = 10) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *a = watch_or_fail(v);
-        ev_value_watcher *b = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *a = watch_or_fail(v);
+        _cleanup_(ev_watcher_closep) ev_value_watcher *b = watch_or_fail(v);
 
         set_string_or_fail(v, "one");
         cr_assert(fd_readable(ev_watcher_get_fd(a)));
@@ -165,15 +148,11 @@ Test(watcher, watchers_are_independent, .timeout = 10) {
         get_string_or_fail(a, 2, "two");
         get_fails_with(a, -EAGAIN);
         get_fails_with(b, -EAGAIN);
-
-        ev_watcher_close(a);
-        ev_watcher_close(b);
-        ev_value_unref(v);
 }
 
 Test(watcher, fd_is_a_cloexec_nonblocking_eventfd, .timeout = 10) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
         int fd = ev_watcher_get_fd(w);
         char path[64], target[256];
         ssize_t n;
@@ -192,14 +171,11 @@ Test(watcher, fd_is_a_cloexec_nonblocking_eventfd, .timeout = 10) {
         flags = fcntl(fd, F_GETFL);
         cr_assert_geq(flags, 0);
         cr_assert(flags & O_NONBLOCK, "watcher fd lacks O_NONBLOCK");
-
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(watcher, each_watcher_has_a_distinct_fd, .timeout = 10) {
-        ev_value *v = value_new_or_fail();
-        ev_value *v2 = value_new_or_fail();
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_value_unrefp) ev_value *v2 = value_new_or_fail();
         ev_value_watcher *w[6];
         int i, j;
 
@@ -214,13 +190,11 @@ Test(watcher, each_watcher_has_a_distinct_fd, .timeout = 10) {
         }
         for (i = 0; i < 6; i++)
                 ev_watcher_close(w[i]);
-        ev_value_unref(v);
-        ev_value_unref(v2);
 }
 
 Test(watcher, get_fd_is_stable, .timeout = 10) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
         ev_value_watcher *other;
         int fd = ev_watcher_get_fd(w);
 
@@ -237,8 +211,6 @@ Test(watcher, get_fd_is_stable, .timeout = 10) {
         cr_assert_eq(ev_watcher_get_fd(w), fd);
         close_or_fail(v);
         cr_assert_eq(ev_watcher_get_fd(w), fd);
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 /* The readiness invariant, checked against a model: watcher i has seen
@@ -360,8 +332,8 @@ Test(watcher, fd_readable_iff_get_would_not_return_eagain, .timeout = 10) {
 }
 
 Test(watcher, overlapping_get_and_wait_return_ebusy_and_disturb_nothing, .timeout = 20) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
         struct waiter t;
         pthread_t thread;
         int64_t start;
@@ -395,16 +367,13 @@ Test(watcher, overlapping_get_and_wait_return_ebusy_and_disturb_nothing, .timeou
         cr_assert(fd_readable(ev_watcher_get_fd(w)));
         get_string_or_fail(w, 3, "three");
         get_fails_with(w, -EAGAIN);
-
-        ev_watcher_close(w);
-        ev_value_unref(v);
 }
 
 Test(watcher, closing_a_watcher_with_unconsumed_notification_leaves_others, .timeout = 10) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *a = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *a = watch_or_fail(v);
         ev_value_watcher *b = watch_or_fail(v);
-        ev_value_watcher *c = watch_or_fail(v);
+        _cleanup_(ev_watcher_closep) ev_value_watcher *c = watch_or_fail(v);
 
         set_string_or_fail(v, "one");
         cr_assert(fd_readable(ev_watcher_get_fd(b)));
@@ -422,15 +391,11 @@ Test(watcher, closing_a_watcher_with_unconsumed_notification_leaves_others, .tim
         get_fails_with(c, -EAGAIN);
         set_string_or_fail(v, "three");
         get_string_or_fail(c, 3, "three");
-
-        ev_watcher_close(a);
-        ev_watcher_close(c);
-        ev_value_unref(v);
 }
 
 Test(watcher, set_never_writes_a_closed_watchers_fd_number, .timeout = 10) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *keep = watch_or_fail(v);
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *keep = watch_or_fail(v);
         ev_value_watcher *w = watch_or_fail(v);
         int old_fd = ev_watcher_get_fd(w);
         int extra[64], n_extra = 0, reused = -1, i;
@@ -459,14 +424,12 @@ Test(watcher, set_never_writes_a_closed_watchers_fd_number, .timeout = 10) {
         close(reused);
         for (i = 0; i < n_extra; i++)
                 close(extra[i]);
-        ev_watcher_close(keep);
-        ev_value_unref(v);
 }
 
 Test(watcher, watch_after_many_sets_first_get_returns_current, .timeout = 10) {
-        ev_value *v = value_new_or_fail();
-        ev_value_watcher *early = watch_or_fail(v);
-        ev_value_watcher *w;
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_watcher_closep) ev_value_watcher *early = watch_or_fail(v);
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = NULL;
         char buf[32];
         int i;
 
@@ -481,10 +444,6 @@ Test(watcher, watch_after_many_sets_first_get_returns_current, .timeout = 10) {
         cr_assert_not(fd_readable(ev_watcher_get_fd(w)));
         /* The late watcher did not change what the early one sees. */
         get_string_or_fail(early, 50, "set 50");
-
-        ev_watcher_close(w);
-        ev_watcher_close(early);
-        ev_value_unref(v);
 }
 
 Test(watcher, watcher_keeps_value_alive_after_producer_unref, .timeout = 10) {
