@@ -51,7 +51,29 @@ struct cqe {
         uint32_t flags;
 };
 
-/* ------------------------------------------------------------ the ring */
+/* ------------------------------------------------------------ the fixture */
+
+/* What a test works on, one of each per test process: the ring (ring_up
+ * once set up), and a value v with a watcher w.  A test's .init (the
+ * set-ups below the helpers) or its body makes them; the suite's .fini,
+ * fixture_fini, releases whatever is there, after the test ends or an
+ * assertion fails.  A test that makes them more than once calls
+ * fixture_fini itself in between. */
+static struct io_uring ring;
+static bool ring_up;
+static ev_value *v;
+static ev_value_watcher *w;
+
+/* Releases w, v and the ring, each if there; the state is then empty. */
+static void fixture_fini(void) {
+        w = ev_watcher_close(w);
+        v = ev_value_unref(v);
+        if (ring_up)
+                io_uring_queue_exit(&ring);
+        ring_up = false;
+}
+
+TestSuite(uring, .fini = fixture_fini);
 
 /* Skips the test when io_uring_setup fails with r the way a kernel that
  * refuses io_uring makes it fail; asserts that it succeeded otherwise. */
@@ -62,53 +84,56 @@ static void ring_setup_ok_or_skip(int r, unsigned entries) {
                              "policy; nothing to test",
                              strerror(-r));
         cr_assert_eq(r, 0, "io_uring_queue_init(%u): %s", entries, strerror(-r));
+        ring_up = true;
 }
 
-/* A ring with default flags, or a skipped test. */
-static void ring_init_or_skip(struct io_uring *ring, unsigned entries) {
-        ring_setup_ok_or_skip(io_uring_queue_init(entries, ring, 0), entries);
+/* The ring with default flags, or a skipped test. */
+static void ring_init_or_skip(unsigned entries) {
+        ring_setup_ok_or_skip(io_uring_queue_init(entries, &ring, 0), entries);
 }
+
+/* ------------------------------------------------------------ the ring */
 
 /* The next SQE, submitting what is queued when the SQ ring is full. */
-static struct io_uring_sqe *sqe_or_fail(struct io_uring *ring) {
-        struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+static struct io_uring_sqe *sqe_or_fail(void) {
+        struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
 
         if (!sqe) {
-                int r = io_uring_submit(ring);
+                int r = io_uring_submit(&ring);
 
                 cr_assert_gt(r, 0, "io_uring_submit of a full SQ ring: %d (%s)", r,
                              r < 0 ? strerror(-r) : "nothing submitted");
-                sqe = io_uring_get_sqe(ring);
+                sqe = io_uring_get_sqe(&ring);
         }
         cr_assert_not_null(sqe, "no SQE after submitting the full SQ ring");
         return sqe;
 }
 
 /* Asserts that io_uring_submit submits n SQEs. */
-static void submit_or_fail(struct io_uring *ring, int n) {
-        int r = io_uring_submit(ring);
+static void submit_or_fail(int n) {
+        int r = io_uring_submit(&ring);
 
         cr_assert_eq(r, n, "io_uring_submit: %d (%s), expected %d", r, r < 0 ? strerror(-r) : "", n);
 }
 
 /* Queues a poll of w, multishot or not, with user_data ud (not submitted). */
-static void arm(struct io_uring *ring, ev_value_watcher *w, uint64_t ud, bool multishot) {
-        struct io_uring_sqe *sqe = sqe_or_fail(ring);
-        int r = multishot ? ev_watcher_prep_poll_multishot(sqe, w, ud)
-                          : ev_watcher_prep_poll(sqe, w, ud);
+static void arm(ev_value_watcher *watcher, uint64_t ud, bool multishot) {
+        struct io_uring_sqe *sqe = sqe_or_fail();
+        int r = multishot ? ev_watcher_prep_poll_multishot(sqe, watcher, ud)
+                          : ev_watcher_prep_poll(sqe, watcher, ud);
 
         cr_assert_eq(r, 0, "ev_watcher_prep_poll%s: %s", multishot ? "_multishot" : "", strerror(-r));
 }
 
 /* Arms a poll of w and submits it. */
-static void arm_and_submit(struct io_uring *ring, ev_value_watcher *w, uint64_t ud, bool multishot) {
-        arm(ring, w, ud, multishot);
-        submit_or_fail(ring, 1);
+static void arm_and_submit(ev_value_watcher *watcher, uint64_t ud, bool multishot) {
+        arm(watcher, ud, multishot);
+        submit_or_fail(1);
 }
 
 /* Reaps the next CQE into *ret, waiting up to timeout_ms (0: only a peek);
  * false when none came. */
-static bool next_cqe(struct io_uring *ring, int timeout_ms, struct cqe *ret) {
+static bool next_cqe(int timeout_ms, struct cqe *ret) {
         struct __kernel_timespec ts = {
                 .tv_sec = timeout_ms / 1000,
                 .tv_nsec = (long long)(timeout_ms % 1000) * 1000000,
@@ -117,8 +142,8 @@ static bool next_cqe(struct io_uring *ring, int timeout_ms, struct cqe *ret) {
         int r;
 
         do
-                r = timeout_ms == 0 ? io_uring_peek_cqe(ring, &cqe)
-                                    : io_uring_wait_cqe_timeout(ring, &cqe, &ts);
+                r = timeout_ms == 0 ? io_uring_peek_cqe(&ring, &cqe)
+                                    : io_uring_wait_cqe_timeout(&ring, &cqe, &ts);
         while (r == -EINTR);
         if (r == -ETIME || r == -EAGAIN)
                 return false;
@@ -127,22 +152,22 @@ static bool next_cqe(struct io_uring *ring, int timeout_ms, struct cqe *ret) {
         ret->user_data = cqe->user_data;
         ret->res = cqe->res;
         ret->flags = cqe->flags;
-        io_uring_cqe_seen(ring, cqe);
+        io_uring_cqe_seen(&ring, cqe);
         return true;
 }
 
 /* Asserts that a CQE comes within MUST_COME_MS; returns it. */
-static struct cqe any_cqe_or_fail(struct io_uring *ring, const char *why) {
+static struct cqe any_cqe_or_fail(const char *why) {
         struct cqe c;
 
-        cr_assert(next_cqe(ring, MUST_COME_MS, &c), "no CQE within %d ms: %s", MUST_COME_MS, why);
+        cr_assert(next_cqe(MUST_COME_MS, &c), "no CQE within %d ms: %s", MUST_COME_MS, why);
         return c;
 }
 
 /* Asserts that the next CQE is the one of the poll ud, reporting POLLIN,
  * with IORING_CQE_F_MORE exactly when more is true. */
-static void poll_cqe_or_fail(struct io_uring *ring, uint64_t ud, bool more, const char *why) {
-        struct cqe c = any_cqe_or_fail(ring, why);
+static void poll_cqe_or_fail(uint64_t ud, bool more, const char *why) {
+        struct cqe c = any_cqe_or_fail(why);
 
         cr_assert_eq(c.user_data, ud, "CQE with user_data 0x%" PRIx64 ", expected 0x%" PRIx64 " (%s)",
                      c.user_data, ud, why);
@@ -153,10 +178,10 @@ static void poll_cqe_or_fail(struct io_uring *ring, uint64_t ud, bool more, cons
 }
 
 /* Asserts that no CQE comes within MUST_NOT_COME_MS. */
-static void no_cqe_or_fail(struct io_uring *ring, const char *why) {
+static void no_cqe_or_fail(const char *why) {
         struct cqe c;
 
-        if (next_cqe(ring, MUST_NOT_COME_MS, &c))
+        if (next_cqe(MUST_NOT_COME_MS, &c))
                 cr_assert_fail("unexpected CQE (user_data 0x%" PRIx64 ", res %d, flags 0x%x): %s",
                                c.user_data, c.res, c.flags, why);
 }
@@ -164,14 +189,14 @@ static void no_cqe_or_fail(struct io_uring *ring, const char *why) {
 /* Removes the poll ud (the removal's own CQE carries ud_remove) and waits
  * for both CQEs, in either order: the poll's -ECANCELED without
  * IORING_CQE_F_MORE, the removal's 0. */
-static void remove_poll_or_fail(struct io_uring *ring, uint64_t ud, uint64_t ud_remove) {
-        struct io_uring_sqe *sqe = sqe_or_fail(ring);
+static void remove_poll_or_fail(uint64_t ud, uint64_t ud_remove) {
+        struct io_uring_sqe *sqe = sqe_or_fail();
         bool poll_done = false, remove_done = false;
 
         cr_assert_eq(ev_watcher_prep_poll_remove(sqe, ud, ud_remove), 0);
-        submit_or_fail(ring, 1);
+        submit_or_fail(1);
         while (!poll_done || !remove_done) {
-                struct cqe c = any_cqe_or_fail(ring, "the CQEs of a poll removal");
+                struct cqe c = any_cqe_or_fail("the CQEs of a poll removal");
 
                 if (c.user_data == ud && !poll_done) {
                         cr_assert_eq(c.res, -ECANCELED, "removed poll: res %d (%s), expected -ECANCELED",
@@ -191,45 +216,66 @@ static void remove_poll_or_fail(struct io_uring *ring, uint64_t ud, uint64_t ud_
 
 /* Asserts that the ring holds no poll with user_data ud: a removal of it
  * finds nothing (-ENOENT) and no CQE carries ud. */
-static void no_poll_left_or_fail(struct io_uring *ring, uint64_t ud, uint64_t ud_remove) {
-        struct io_uring_sqe *sqe = sqe_or_fail(ring);
+static void no_poll_left_or_fail(uint64_t ud, uint64_t ud_remove) {
+        struct io_uring_sqe *sqe = sqe_or_fail();
         struct cqe c;
 
         cr_assert_eq(ev_watcher_prep_poll_remove(sqe, ud, ud_remove), 0);
-        submit_or_fail(ring, 1);
-        c = any_cqe_or_fail(ring, "the CQE of a removal");
+        submit_or_fail(1);
+        c = any_cqe_or_fail("the CQE of a removal");
         cr_assert_eq(c.user_data, ud_remove, "CQE with user_data 0x%" PRIx64 " (res %d) before the removal's",
                      c.user_data, c.res);
         cr_assert_eq(c.res, -ENOENT, "removal of poll 0x%" PRIx64 ": res %d (%s), expected -ENOENT: "
                      "a poll is still pending", ud, c.res, strerror(-c.res));
-        no_cqe_or_fail(ring, "a CQE after a removal that found nothing");
+        no_cqe_or_fail("a CQE after a removal that found nothing");
 }
 
 /* ------------------------------------------------------------ values */
 
 /* Sets the string "v<version>", which the value's next version must be. */
-static void set_version_or_fail(ev_value *v, uint64_t version) {
+static void set_version_or_fail(ev_value *value, uint64_t version) {
         char buf[32];
 
         snprintf(buf, sizeof(buf), "v%" PRIu64, version);
-        set_string_or_fail(v, buf);
-        cr_assert_eq(ev_value_get_version(v), version);
+        set_string_or_fail(value, buf);
+        cr_assert_eq(ev_value_get_version(value), version);
 }
 
 /* Asserts that a get returns the snapshot "v<version>" at version. */
-static void get_version_or_fail(ev_value_watcher *w, uint64_t version) {
+static void get_version_or_fail(ev_value_watcher *watcher, uint64_t version) {
         char buf[32];
 
         snprintf(buf, sizeof(buf), "v%" PRIu64, version);
-        get_string_or_fail(w, version, buf);
+        get_string_or_fail(watcher, version, buf);
+}
+
+/* ------------------------------------------------------------ set-ups */
+
+/* .init: v, and w, a watcher of v that has seen nothing; no ring. */
+static void value_and_watcher(void) {
+        v = value_new_or_fail();
+        w = watch_or_fail(v);
+}
+
+/* .init: an 8-entry ring, v, and w, a watcher of v that has seen nothing. */
+static void ring_value_and_watcher(void) {
+        ring_init_or_skip(8);
+        value_and_watcher();
+}
+
+/* .init: an 8-entry ring, v at version 1, and w, a watcher of v that has
+ * seen it (watch_consumed_or_fail). */
+static void ring_and_consumed_watcher(void) {
+        ring_init_or_skip(8);
+        v = value_new_or_fail();
+        set_version_or_fail(v, 1);
+        w = watch_consumed_or_fail(v);
 }
 
 /* ------------------------------------------------------------ tests */
 
 /* Needs no ring, so it runs even where the kernel refuses io_uring. */
-Test(uring, helpers_check_their_arguments_and_fill_the_sqe, .timeout = 10) {
-        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
-        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
+Test(uring, helpers_check_their_arguments_and_fill_the_sqe, .init = value_and_watcher, .timeout = 10) {
         struct io_uring_sqe sqe, pattern, expected;
         int fd = ev_watcher_get_fd(w);
 
@@ -268,71 +314,52 @@ Test(uring, helpers_check_their_arguments_and_fill_the_sqe, .timeout = 10) {
         cr_assert_eq(sqe.addr, 42);
 }
 
-Test(uring, single_shot_poll_completes_after_a_set_and_not_before, .timeout = 10) {
-        struct io_uring ring;
+Test(uring, single_shot_poll_completes_after_a_set_and_not_before, .init = ring_value_and_watcher,
+     .timeout = 10) {
         struct io_uring_cqe *cqe = NULL;
-        ev_value *v;
-        ev_value_watcher *w;
 
-        ring_init_or_skip(&ring, 8);
-        v = value_new_or_fail();
-        w = watch_or_fail(v);
-
-        arm_and_submit(&ring, w, UD_POLL, false);
+        arm_and_submit(w, UD_POLL, false);
         cr_assert_eq(io_uring_peek_cqe(&ring, &cqe), -EAGAIN, "a poll completed before any set");
-        no_cqe_or_fail(&ring, "a poll completed before any set");
+        no_cqe_or_fail("a poll completed before any set");
 
         set_version_or_fail(v, 1);
-        poll_cqe_or_fail(&ring, UD_POLL, false, "the first set");
+        poll_cqe_or_fail(UD_POLL, false, "the first set");
         get_version_or_fail(w, 1);
         get_fails_with(w, -EAGAIN);
 
         /* The re-armed poll waits for the next set. */
-        arm_and_submit(&ring, w, UD_POLL, false);
-        no_cqe_or_fail(&ring, "a re-armed poll completed with everything consumed");
+        arm_and_submit(w, UD_POLL, false);
+        no_cqe_or_fail("a re-armed poll completed with everything consumed");
         set_version_or_fail(v, 2);
-        poll_cqe_or_fail(&ring, UD_POLL, false, "the second set");
+        poll_cqe_or_fail(UD_POLL, false, "the second set");
         get_version_or_fail(w, 2);
         get_fails_with(w, -EAGAIN);
 
         /* Armed while something is unseen, it completes at once. */
         set_version_or_fail(v, 3);
-        arm_and_submit(&ring, w, UD_POLL, false);
-        poll_cqe_or_fail(&ring, UD_POLL, false, "a poll armed with an unseen set");
+        arm_and_submit(w, UD_POLL, false);
+        poll_cqe_or_fail(UD_POLL, false, "a poll armed with an unseen set");
         get_version_or_fail(w, 3);
         get_fails_with(w, -EAGAIN);
-
-        /* No poll is pending now. */
-        ev_watcher_close(w);
-        ev_value_unref(v);
-        io_uring_queue_exit(&ring);
+        /* No poll is pending now: w may be closed without a removal. */
 }
 
-Test(uring, multishot_poll_posts_a_cqe_per_set_and_keeps_working, .timeout = 10) {
-        struct io_uring ring;
-        ev_value *v;
-        ev_value_watcher *w;
+Test(uring, multishot_poll_posts_a_cqe_per_set_and_keeps_working, .init = ring_value_and_watcher,
+     .timeout = 10) {
         uint64_t i;
 
-        ring_init_or_skip(&ring, 8);
-        v = value_new_or_fail();
-        w = watch_or_fail(v);
-
-        arm_and_submit(&ring, w, UD_POLL, true);
-        no_cqe_or_fail(&ring, "a multishot poll posted before any set");
+        arm_and_submit(w, UD_POLL, true);
+        no_cqe_or_fail("a multishot poll posted before any set");
         for (i = 1; i <= 5; i++) {
                 set_version_or_fail(v, i);
-                poll_cqe_or_fail(&ring, UD_POLL, true, "a set under a multishot poll");
+                poll_cqe_or_fail(UD_POLL, true, "a set under a multishot poll");
                 get_version_or_fail(w, i);
                 get_fails_with(w, -EAGAIN);
                 /* The get drains the eventfd: that posts nothing. */
-                no_cqe_or_fail(&ring, "a multishot poll posted for a get");
+                no_cqe_or_fail("a multishot poll posted for a get");
         }
 
-        remove_poll_or_fail(&ring, UD_POLL, UD_REMOVE);
-        ev_watcher_close(w);
-        ev_value_unref(v);
-        io_uring_queue_exit(&ring);
+        remove_poll_or_fail(UD_POLL, UD_REMOVE);
 }
 
 /* With IORING_SETUP_DEFER_TASKRUN the wake-up of a poll by a set runs only
@@ -349,10 +376,7 @@ Test(uring, poll_cqe_with_nothing_new_gives_eagain, .timeout = 10) {
         for (mode = 0; mode < 2; mode++) {
                 bool multishot = mode == 1;
                 struct io_uring_params p;
-                struct io_uring ring;
                 struct cqe c;
-                ev_value *v;
-                ev_value_watcher *w;
                 int r;
 
                 memset(&p, 0, sizeof(p));
@@ -362,17 +386,16 @@ Test(uring, poll_cqe_with_nothing_new_gives_eagain, .timeout = 10) {
                         cr_skip_test("the kernel lacks IORING_SETUP_DEFER_TASKRUN (Linux 6.1): "
                                      "cannot hold back a poll's wake-up");
                 ring_setup_ok_or_skip(r, 8);
-                v = value_new_or_fail();
-                w = watch_or_fail(v);
+                value_and_watcher();
 
-                arm_and_submit(&ring, w, UD_POLL, multishot);
-                no_cqe_or_fail(&ring, "a poll completed before any set");
+                arm_and_submit(w, UD_POLL, multishot);
+                no_cqe_or_fail("a poll completed before any set");
                 set_version_or_fail(v, 1);
                 get_version_or_fail(w, 1);
                 get_fails_with(w, -EAGAIN);
                 cr_assert_not(fd_readable(ev_watcher_get_fd(w)));
 
-                if (next_cqe(&ring, MUST_NOT_COME_MS, &c)) {
+                if (next_cqe(MUST_NOT_COME_MS, &c)) {
                         cr_log_info("%s poll: a CQE (res 0x%x, flags 0x%x) came after the "
                                     "consumer had taken the update",
                                     multishot ? "multishot" : "single-shot", (unsigned)c.res, c.flags);
@@ -381,23 +404,21 @@ Test(uring, poll_cqe_with_nothing_new_gives_eagain, .timeout = 10) {
                         cr_assert_eq(!!(c.flags & IORING_CQE_F_MORE), multishot);
                         get_fails_with(w, -EAGAIN);
                         if (!multishot)
-                                arm_and_submit(&ring, w, UD_POLL, false);
+                                arm_and_submit(w, UD_POLL, false);
                 } else {
                         cr_log_info("%s poll: no CQE after the consumer had taken the update",
                                     multishot ? "multishot" : "single-shot");
                 }
                 /* The poll waits for the next set as if nothing happened. */
-                no_cqe_or_fail(&ring, "a second CQE with nothing new");
+                no_cqe_or_fail("a second CQE with nothing new");
                 set_version_or_fail(v, 2);
-                poll_cqe_or_fail(&ring, UD_POLL, multishot, "the set after a CQE with nothing new");
+                poll_cqe_or_fail(UD_POLL, multishot, "the set after a CQE with nothing new");
                 get_version_or_fail(w, 2);
                 get_fails_with(w, -EAGAIN);
 
                 if (multishot)
-                        remove_poll_or_fail(&ring, UD_POLL, UD_REMOVE);
-                ev_watcher_close(w);
-                ev_value_unref(v);
-                io_uring_queue_exit(&ring);
+                        remove_poll_or_fail(UD_POLL, UD_REMOVE);
+                fixture_fini();
         }
 }
 
@@ -406,24 +427,19 @@ Test(uring, coalesced_sets_give_one_cqe_and_the_newest_snapshot, .timeout = 10) 
 
         for (mode = 0; mode < 2; mode++) {
                 bool multishot = mode == 1;
-                struct io_uring ring;
-                ev_value *v;
-                ev_value_watcher *w;
                 ev_value_snapshot *s;
                 uint64_t i;
                 int n = 0, r;
 
-                ring_init_or_skip(&ring, 8);
-                v = value_new_or_fail();
-                w = watch_or_fail(v);
-                arm_and_submit(&ring, w, UD_POLL, multishot);
+                ring_value_and_watcher();
+                arm_and_submit(w, UD_POLL, multishot);
 
                 for (i = 1; i <= 10; i++)
                         set_version_or_fail(v, i);
-                poll_cqe_or_fail(&ring, UD_POLL, multishot, "ten sets");
+                poll_cqe_or_fail(UD_POLL, multishot, "ten sets");
                 /* The eventfd was written once, so even a multishot poll
                  * posted once. */
-                no_cqe_or_fail(&ring, "a second CQE for coalesced sets");
+                no_cqe_or_fail("a second CQE for coalesced sets");
 
                 /* The consumer drains: one snapshot, the newest. */
                 while ((r = ev_watcher_get(w, &s)) == 0) {
@@ -436,10 +452,8 @@ Test(uring, coalesced_sets_give_one_cqe_and_the_newest_snapshot, .timeout = 10) 
                 get_fails_with(w, -EAGAIN);
 
                 if (multishot)
-                        remove_poll_or_fail(&ring, UD_POLL, UD_REMOVE);
-                ev_watcher_close(w);
-                ev_value_unref(v);
-                io_uring_queue_exit(&ring);
+                        remove_poll_or_fail(UD_POLL, UD_REMOVE);
+                fixture_fini();
         }
 }
 
@@ -448,26 +462,21 @@ Test(uring, poll_removed_before_watcher_close_leaves_no_cqe_behind, .timeout = 1
 
         for (mode = 0; mode < 2; mode++) {
                 bool multishot = mode == 1;
-                struct io_uring ring;
-                ev_value *v;
-                ev_value_watcher *w, *w2;
+                _cleanup_(ev_watcher_closep) ev_value_watcher *w2 = NULL;
                 uint64_t ud_old, ud_new, i;
                 int old_fd;
 
-                ring_init_or_skip(&ring, 8);
-                v = value_new_or_fail();
-                set_version_or_fail(v, 1);
-                w = watch_consumed_or_fail(v);
+                ring_and_consumed_watcher();
                 /* A reactor's user_data: the watcher itself. */
                 ud_old = (uint64_t)(uintptr_t)w;
                 old_fd = ev_watcher_get_fd(w);
 
-                arm_and_submit(&ring, w, ud_old, multishot);
-                no_cqe_or_fail(&ring, "a poll completed with everything consumed");
-                remove_poll_or_fail(&ring, ud_old, UD_REMOVE);
-                ev_watcher_close(w);
+                arm_and_submit(w, ud_old, multishot);
+                no_cqe_or_fail("a poll completed with everything consumed");
+                remove_poll_or_fail(ud_old, UD_REMOVE);
+                w = ev_watcher_close(w);
                 /* Nothing in the ring refers to the freed watcher. */
-                no_poll_left_or_fail(&ring, ud_old, UD_REMOVE);
+                no_poll_left_or_fail(ud_old, UD_REMOVE);
 
                 /* A new watcher, likely on the same fd number and even at
                  * the same address, works; the old poll never speaks. */
@@ -475,26 +484,24 @@ Test(uring, poll_removed_before_watcher_close_leaves_no_cqe_behind, .timeout = 1
                 ud_new = (uint64_t)(uintptr_t)w2 ^ 1; /* differs from ud_old even at the same address */
                 cr_log_info("%s: the new watcher got fd %d, the closed one had %d",
                             multishot ? "multishot" : "single-shot", ev_watcher_get_fd(w2), old_fd);
-                arm_and_submit(&ring, w2, ud_new, multishot);
+                arm_and_submit(w2, ud_new, multishot);
                 for (i = 2; i <= 4; i++) {
                         set_version_or_fail(v, i);
-                        poll_cqe_or_fail(&ring, ud_new, multishot, "a set after the old watcher was closed");
+                        poll_cqe_or_fail(ud_new, multishot, "a set after the old watcher was closed");
                         get_version_or_fail(w2, i);
                         get_fails_with(w2, -EAGAIN);
-                        no_cqe_or_fail(&ring, "a CQE for the closed watcher's poll");
+                        no_cqe_or_fail("a CQE for the closed watcher's poll");
                         if (!multishot)
-                                arm_and_submit(&ring, w2, ud_new, false);
+                                arm_and_submit(w2, ud_new, false);
                 }
                 close_or_fail(v);
-                poll_cqe_or_fail(&ring, ud_new, multishot, "the close of the value");
-                no_cqe_or_fail(&ring, "a CQE for the closed watcher's poll after the value's close");
+                poll_cqe_or_fail(ud_new, multishot, "the close of the value");
+                no_cqe_or_fail("a CQE for the closed watcher's poll after the value's close");
                 get_fails_with(w2, -EPIPE);
 
                 if (multishot)
-                        remove_poll_or_fail(&ring, ud_new, UD_REMOVE);
-                ev_watcher_close(w2);
-                ev_value_unref(v);
-                io_uring_queue_exit(&ring);
+                        remove_poll_or_fail(ud_new, UD_REMOVE);
+                fixture_fini();
         }
 }
 
@@ -502,131 +509,91 @@ Test(uring, poll_removed_before_watcher_close_leaves_no_cqe_behind, .timeout = 1
  * poll holds the eventfd open, nothing writes it any more, and it stays
  * pending with the freed watcher's user_data until it is removed (or the
  * ring is torn down). */
-Test(uring, poll_not_removed_outlives_watcher_close, .timeout = 10) {
-        struct io_uring ring;
-        ev_value *v;
-        ev_value_watcher *w;
-        uint64_t ud;
+Test(uring, poll_not_removed_outlives_watcher_close, .init = ring_value_and_watcher, .timeout = 10) {
+        uint64_t ud = (uint64_t)(uintptr_t)w;
 
-        ring_init_or_skip(&ring, 8);
-        v = value_new_or_fail();
-        w = watch_or_fail(v);
-        ud = (uint64_t)(uintptr_t)w;
-        arm_and_submit(&ring, w, ud, true);
-        ev_watcher_close(w); /* the mistake */
+        arm_and_submit(w, ud, true);
+        w = ev_watcher_close(w); /* the mistake */
 
         set_version_or_fail(v, 1);
         close_or_fail(v);
-        no_cqe_or_fail(&ring, "a CQE from the orphaned poll");
+        no_cqe_or_fail("a CQE from the orphaned poll");
         /* The removal finds it: it was still pending. */
-        remove_poll_or_fail(&ring, ud, UD_REMOVE);
-
-        ev_value_unref(v);
-        io_uring_queue_exit(&ring);
+        remove_poll_or_fail(ud, UD_REMOVE);
 }
 
-Test(uring, value_close_completes_the_poll_and_the_fd_stays_readable, .timeout = 10) {
-        struct io_uring ring;
-        ev_value *v;
-        ev_value_watcher *w, *never;
-
-        ring_init_or_skip(&ring, 8);
-        v = value_new_or_fail();
-        set_version_or_fail(v, 1);
-        w = watch_consumed_or_fail(v);
-
-        arm_and_submit(&ring, w, UD_POLL, false);
-        no_cqe_or_fail(&ring, "a poll completed with everything consumed");
+Test(uring, value_close_completes_the_poll_and_the_fd_stays_readable, .init = ring_and_consumed_watcher,
+     .timeout = 10) {
+        arm_and_submit(w, UD_POLL, false);
+        no_cqe_or_fail("a poll completed with everything consumed");
         close_or_fail(v);
-        poll_cqe_or_fail(&ring, UD_POLL, false, "the close of the value");
+        poll_cqe_or_fail(UD_POLL, false, "the close of the value");
         get_fails_with(w, -EPIPE);
 
         /* The trap: the fd stays readable, so a re-armed single-shot poll
          * completes at once, every time.  Stop re-arming on -EPIPE. */
-        arm_and_submit(&ring, w, UD_POLL, false);
-        poll_cqe_or_fail(&ring, UD_POLL, false, "a single-shot poll re-armed after the close");
+        arm_and_submit(w, UD_POLL, false);
+        poll_cqe_or_fail(UD_POLL, false, "a single-shot poll re-armed after the close");
         get_fails_with(w, -EPIPE);
         cr_assert(fd_readable(ev_watcher_get_fd(w)));
-        ev_watcher_close(w);
-        ev_value_unref(v);
+        w = ev_watcher_close(w);
+        v = ev_value_unref(v);
 
         /* A value closed without ever being set wakes its watcher too. */
-        v = value_new_or_fail();
-        never = watch_or_fail(v);
-        arm_and_submit(&ring, never, UD_POLL, true);
-        no_cqe_or_fail(&ring, "a multishot poll posted before the close");
+        value_and_watcher();
+        arm_and_submit(w, UD_POLL, true);
+        no_cqe_or_fail("a multishot poll posted before the close");
         close_or_fail(v);
-        poll_cqe_or_fail(&ring, UD_POLL, true, "the close of a never-set value");
-        get_fails_with(never, -EPIPE);
+        poll_cqe_or_fail(UD_POLL, true, "the close of a never-set value");
+        get_fails_with(w, -EPIPE);
         /* A multishot poll posts only on wake-ups: the close was the last. */
-        no_cqe_or_fail(&ring, "a multishot poll posted again after the close");
-        remove_poll_or_fail(&ring, UD_POLL, UD_REMOVE);
-        ev_watcher_close(never);
-        ev_value_unref(v);
-        io_uring_queue_exit(&ring);
+        no_cqe_or_fail("a multishot poll posted again after the close");
+        remove_poll_or_fail(UD_POLL, UD_REMOVE);
 }
 
-Test(uring, value_close_after_an_unconsumed_set_gives_the_last_snapshot_then_epipe, .timeout = 10) {
-        struct io_uring ring;
-        ev_value *v;
-        ev_value_watcher *w;
-
-        ring_init_or_skip(&ring, 8);
-        v = value_new_or_fail();
-        w = watch_or_fail(v);
-        arm_and_submit(&ring, w, UD_POLL, true);
+Test(uring, value_close_after_an_unconsumed_set_gives_the_last_snapshot_then_epipe, .init = ring_value_and_watcher,
+     .timeout = 10) {
+        arm_and_submit(w, UD_POLL, true);
 
         set_version_or_fail(v, 1);
-        poll_cqe_or_fail(&ring, UD_POLL, true, "the first set");
+        poll_cqe_or_fail(UD_POLL, true, "the first set");
         /* The consumer has the CQE but has not got yet when more comes. */
         set_version_or_fail(v, 2);
         close_or_fail(v);
         /* The eventfd holds its one notification: nothing new is posted,
          * and the CQE already reaped is the one to act on. */
-        no_cqe_or_fail(&ring, "a CQE for an update made while one was unconsumed");
+        no_cqe_or_fail("a CQE for an update made while one was unconsumed");
         get_version_or_fail(w, 2);
         get_fails_with(w, -EPIPE);
         get_fails_with(w, -EPIPE);
 
-        remove_poll_or_fail(&ring, UD_POLL, UD_REMOVE);
-        ev_watcher_close(w);
-        ev_value_unref(v);
-        io_uring_queue_exit(&ring);
+        remove_poll_or_fail(UD_POLL, UD_REMOVE);
 }
 
-Test(uring, multishot_poll_ended_by_a_removal_is_rearmed, .timeout = 10) {
-        struct io_uring ring;
-        ev_value *v;
-        ev_value_watcher *w;
-
-        ring_init_or_skip(&ring, 8);
-        v = value_new_or_fail();
-        w = watch_or_fail(v);
-        arm_and_submit(&ring, w, UD_POLL, true);
+Test(uring, multishot_poll_ended_by_a_removal_is_rearmed, .init = ring_value_and_watcher,
+     .timeout = 10) {
+        arm_and_submit(w, UD_POLL, true);
         set_version_or_fail(v, 1);
-        poll_cqe_or_fail(&ring, UD_POLL, true, "the first set");
+        poll_cqe_or_fail(UD_POLL, true, "the first set");
         get_version_or_fail(w, 1);
 
         /* The final CQE, -ECANCELED, lacks F_MORE (remove_poll_or_fail
          * asserts it): the poll is gone. */
-        remove_poll_or_fail(&ring, UD_POLL, UD_REMOVE);
+        remove_poll_or_fail(UD_POLL, UD_REMOVE);
         set_version_or_fail(v, 2);
-        no_cqe_or_fail(&ring, "a CQE from a removed multishot poll");
+        no_cqe_or_fail("a CQE from a removed multishot poll");
         cr_assert(fd_readable(ev_watcher_get_fd(w)), "the update is there, unseen");
 
         /* Re-armed, it reports the unseen update at once, then each set. */
-        arm_and_submit(&ring, w, UD_POLL, true);
-        poll_cqe_or_fail(&ring, UD_POLL, true, "a multishot poll re-armed over an unseen set");
+        arm_and_submit(w, UD_POLL, true);
+        poll_cqe_or_fail(UD_POLL, true, "a multishot poll re-armed over an unseen set");
         get_version_or_fail(w, 2);
         get_fails_with(w, -EAGAIN);
         set_version_or_fail(v, 3);
-        poll_cqe_or_fail(&ring, UD_POLL, true, "a set after the re-arm");
+        poll_cqe_or_fail(UD_POLL, true, "a set after the re-arm");
         get_version_or_fail(w, 3);
 
-        remove_poll_or_fail(&ring, UD_POLL, UD_REMOVE);
-        ev_watcher_close(w);
-        ev_value_unref(v);
-        io_uring_queue_exit(&ring);
+        remove_poll_or_fail(UD_POLL, UD_REMOVE);
 }
 
 /* A reactor that falls behind on reaping loses its multishot poll: when
@@ -637,10 +604,7 @@ Test(uring, multishot_poll_ended_by_a_removal_is_rearmed, .timeout = 10) {
  * after a CQE without F_MORE, and sees every later set. */
 Test(uring, multishot_poll_ended_by_a_full_completion_queue_is_rearmed, .timeout = 10) {
         struct io_uring_params p;
-        struct io_uring ring;
         struct cqe c;
-        ev_value *v;
-        ev_value_watcher *w;
         bool ended = false;
         unsigned n = 0, i, cycles;
         uint64_t version = 0;
@@ -649,9 +613,8 @@ Test(uring, multishot_poll_ended_by_a_full_completion_queue_is_rearmed, .timeout
         p.flags = IORING_SETUP_CQSIZE;
         p.cq_entries = 2;
         ring_setup_ok_or_skip(io_uring_queue_init_params(1, &ring, &p), 1);
-        v = value_new_or_fail();
-        w = watch_or_fail(v);
-        arm_and_submit(&ring, w, UD_POLL, true);
+        value_and_watcher();
+        arm_and_submit(w, UD_POLL, true);
 
         /* Each set is taken, so each writes the eventfd and wakes the poll,
          * but no CQE is reaped. */
@@ -660,7 +623,7 @@ Test(uring, multishot_poll_ended_by_a_full_completion_queue_is_rearmed, .timeout
                 set_version_or_fail(v, ++version);
                 get_version_or_fail(w, version);
         }
-        while (next_cqe(&ring, MUST_NOT_COME_MS, &c)) {
+        while (next_cqe(MUST_NOT_COME_MS, &c)) {
                 cr_assert_not(ended, "a CQE after the one without F_MORE");
                 cr_assert_eq(c.user_data, UD_POLL);
                 cr_assert(c.res > 0 && (c.res & POLLIN), "res %d", c.res);
@@ -672,16 +635,13 @@ Test(uring, multishot_poll_ended_by_a_full_completion_queue_is_rearmed, .timeout
                     p.cq_entries, n, ended ? "ended (last CQE without F_MORE)" : "kept going");
         cr_assert_leq(n, cycles);
         if (ended)
-                arm_and_submit(&ring, w, UD_POLL, true);
+                arm_and_submit(w, UD_POLL, true);
 
         set_version_or_fail(v, ++version);
-        poll_cqe_or_fail(&ring, UD_POLL, true, "a set after the overflow");
+        poll_cqe_or_fail(UD_POLL, true, "a set after the overflow");
         get_version_or_fail(w, version);
 
-        remove_poll_or_fail(&ring, UD_POLL, UD_REMOVE);
-        ev_watcher_close(w);
-        ev_value_unref(v);
-        io_uring_queue_exit(&ring);
+        remove_poll_or_fail(UD_POLL, UD_REMOVE);
 }
 
 /* Why the header polls: IORING_OP_READ on the eventfd is wrong on every
@@ -691,38 +651,29 @@ Test(uring, multishot_poll_ended_by_a_full_completion_queue_is_rearmed, .timeout
  * until a set writes the eventfd; then the read drains the counter behind
  * the library's back: the fd is no longer readable while a snapshot is
  * unseen, and after a close it is not readable "forever" either. */
-Test(uring, io_uring_read_on_the_eventfd_is_a_trap, .timeout = 10) {
-        struct io_uring ring;
+Test(uring, io_uring_read_on_the_eventfd_is_a_trap, .init = ring_and_consumed_watcher, .timeout = 10) {
         struct io_uring_sqe *sqe;
         struct cqe c;
         uint64_t counter = 0;
-        ev_value *v;
-        ev_value_watcher *w;
-        int fd, i;
+        int fd = ev_watcher_get_fd(w), i;
 
-        ring_init_or_skip(&ring, 8);
-        v = value_new_or_fail();
-        set_version_or_fail(v, 1);
-        w = watch_consumed_or_fail(v);
-        fd = ev_watcher_get_fd(w);
-
-        sqe = sqe_or_fail(&ring);
+        sqe = sqe_or_fail();
         io_uring_prep_read(sqe, fd, &counter, sizeof(counter), 0);
         io_uring_sqe_set_data64(sqe, UD_READ);
-        submit_or_fail(&ring, 1);
+        submit_or_fail(1);
 
-        if (next_cqe(&ring, MUST_NOT_COME_MS, &c)) {
+        if (next_cqe(MUST_NOT_COME_MS, &c)) {
                 cr_log_info("IORING_OP_READ on the eventfd with nothing new: completed at once, res %d", c.res);
                 cr_assert_eq(c.user_data, UD_READ);
                 cr_assert_eq(c.res, -EAGAIN, "read res %d (%s), expected -EAGAIN", c.res,
                              c.res < 0 ? strerror(-c.res) : "bytes");
                 /* Resubmitting is a busy loop: each completes at once. */
                 for (i = 0; i < 3; i++) {
-                        sqe = sqe_or_fail(&ring);
+                        sqe = sqe_or_fail();
                         io_uring_prep_read(sqe, fd, &counter, sizeof(counter), 0);
                         io_uring_sqe_set_data64(sqe, UD_READ);
-                        submit_or_fail(&ring, 1);
-                        cr_assert(next_cqe(&ring, MUST_NOT_COME_MS, &c), "a repeated read did not complete at once");
+                        submit_or_fail(1);
+                        cr_assert(next_cqe(MUST_NOT_COME_MS, &c), "a repeated read did not complete at once");
                         cr_assert_eq(c.res, -EAGAIN);
                 }
                 /* The watcher is untouched. */
@@ -733,7 +684,7 @@ Test(uring, io_uring_read_on_the_eventfd_is_a_trap, .timeout = 10) {
         } else {
                 cr_log_info("IORING_OP_READ on the eventfd with nothing new: pending");
                 set_version_or_fail(v, 2);
-                c = any_cqe_or_fail(&ring, "a pending read after a set");
+                c = any_cqe_or_fail("a pending read after a set");
                 cr_assert_eq(c.user_data, UD_READ);
                 cr_assert_eq(c.res, (int)sizeof(counter), "read res %d", c.res);
                 cr_assert_eq(counter, 1);
@@ -742,62 +693,52 @@ Test(uring, io_uring_read_on_the_eventfd_is_a_trap, .timeout = 10) {
                 cr_assert_not(fd_readable(fd), "the fd is readable after the read drained it");
                 get_version_or_fail(w, 2);
 
-                sqe = sqe_or_fail(&ring);
+                sqe = sqe_or_fail();
                 io_uring_prep_read(sqe, fd, &counter, sizeof(counter), 0);
                 io_uring_sqe_set_data64(sqe, UD_READ);
-                submit_or_fail(&ring, 1);
-                no_cqe_or_fail(&ring, "a read completed with nothing new");
+                submit_or_fail(1);
+                no_cqe_or_fail("a read completed with nothing new");
                 close_or_fail(v);
-                c = any_cqe_or_fail(&ring, "a pending read after the value's close");
+                c = any_cqe_or_fail("a pending read after the value's close");
                 cr_assert_eq(c.res, (int)sizeof(counter), "read res %d", c.res);
                 /* Closed, but the fd is not readable: a poll now would
                  * wait forever. */
                 cr_assert_not(fd_readable(fd), "the fd is readable after the read drained it");
                 get_fails_with(w, -EPIPE);
         }
-
-        ev_watcher_close(w);
-        ev_value_unref(v);
-        io_uring_queue_exit(&ring);
 }
 
 /* EV_VALUE_WATCH_SHARED_FD: the shared eventfd is never drained, so a
  * single-shot poll completes at once whether or not anything is new; a
  * multishot poll still posts once per set (each set writes the fd). */
 Test(uring, shared_fd_watcher_single_shot_spins_multishot_works, .timeout = 10) {
-        struct io_uring ring;
-        ev_value *v;
-        ev_value_watcher *w = NULL;
         int i;
 
-        ring_init_or_skip(&ring, 8);
+        ring_init_or_skip(8);
         v = value_new_or_fail();
         cr_assert_eq(ev_value_watch(v, EV_VALUE_WATCH_SHARED_FD, &w), 0);
         set_version_or_fail(v, 1);
         get_version_or_fail(w, 1);
         get_fails_with(w, -EAGAIN);
         for (i = 0; i < 3; i++) {
-                arm_and_submit(&ring, w, UD_POLL, false);
-                poll_cqe_or_fail(&ring, UD_POLL, false, "a single-shot poll on a shared fd");
+                arm_and_submit(w, UD_POLL, false);
+                poll_cqe_or_fail(UD_POLL, false, "a single-shot poll on a shared fd");
                 get_fails_with(w, -EAGAIN);
         }
 
         /* Multishot: the fd is readable, so it posts once when armed, then
          * once per set. */
-        arm_and_submit(&ring, w, UD_POLL, true);
-        poll_cqe_or_fail(&ring, UD_POLL, true, "a multishot poll armed on a readable shared fd");
+        arm_and_submit(w, UD_POLL, true);
+        poll_cqe_or_fail(UD_POLL, true, "a multishot poll armed on a readable shared fd");
         get_fails_with(w, -EAGAIN);
-        no_cqe_or_fail(&ring, "a multishot poll on a shared fd posted without a set");
+        no_cqe_or_fail("a multishot poll on a shared fd posted without a set");
         for (i = 2; i <= 4; i++) {
                 set_version_or_fail(v, (uint64_t)i);
-                poll_cqe_or_fail(&ring, UD_POLL, true, "a set under a multishot poll on a shared fd");
+                poll_cqe_or_fail(UD_POLL, true, "a set under a multishot poll on a shared fd");
                 get_version_or_fail(w, (uint64_t)i);
                 get_fails_with(w, -EAGAIN);
         }
-        remove_poll_or_fail(&ring, UD_POLL, UD_REMOVE);
-        ev_watcher_close(w);
-        ev_value_unref(v);
-        io_uring_queue_exit(&ring);
+        remove_poll_or_fail(UD_POLL, UD_REMOVE);
 }
 
 /* ------------------------------------------------------------ many */
@@ -830,7 +771,7 @@ static struct slot *slot_of(struct slot *slots, uint64_t ud, bool *removal) {
 
 /* What the reactor does with a poll CQE: get until -EAGAIN, then re-arm a
  * single-shot poll, or a multishot one whose CQE lacks F_MORE. */
-static void many_on_cqe(struct io_uring *ring, struct slot *slots, const struct cqe *c,
+static void many_on_cqe(struct slot *slots, const struct cqe *c,
                         bool multishot, uint64_t newest) {
         ev_value_snapshot *s;
         bool removal;
@@ -863,7 +804,7 @@ static void many_on_cqe(struct io_uring *ring, struct slot *slots, const struct 
         cr_assert_eq(taken, 1, "watcher %ld: %d snapshots for one CQE", idx, taken);
         if (!multishot) {
                 sl->armed = false;
-                arm(ring, sl->w, (uint64_t)(uintptr_t)sl, false);
+                arm(sl->w, (uint64_t)(uintptr_t)sl, false);
                 sl->armed = true;
         }
 }
@@ -888,7 +829,6 @@ static void nofile_or_skip(rlim_t need) {
  * version, and the removal of all polls yields exactly one -ECANCELED and
  * one 0 per watcher. */
 static void many_watchers(bool multishot) {
-        struct io_uring ring;
         ev_value *values[MANY_VALUES];
         struct slot *slots;
         struct cqe c;
@@ -897,26 +837,26 @@ static void many_watchers(bool multishot) {
         unsigned i, behind, cancelled = 0, removed = 0;
 
         nofile_or_skip(MANY_WATCHERS + 64);
-        ring_init_or_skip(&ring, 1024);
+        ring_init_or_skip(1024);
         slots = calloc(MANY_WATCHERS, sizeof(*slots));
         cr_assert_not_null(slots);
         for (i = 0; i < MANY_VALUES; i++)
                 values[i] = value_new_or_fail();
         for (i = 0; i < MANY_WATCHERS; i++) {
                 slots[i].w = watch_or_fail(values[i % MANY_VALUES]);
-                arm(&ring, slots[i].w, (uint64_t)(uintptr_t)&slots[i], multishot);
+                arm(slots[i].w, (uint64_t)(uintptr_t)&slots[i], multishot);
                 slots[i].armed = true;
         }
         cr_assert_geq(io_uring_submit(&ring), 0);
-        no_cqe_or_fail(&ring, "a poll completed before any set");
+        no_cqe_or_fail("a poll completed before any set");
 
         for (round = 1; round <= MANY_ROUNDS; round++) {
                 for (i = 0; i < MANY_VALUES; i++)
                         set_version_or_fail(values[i], round);
                 if (round % 2)
                         continue;
-                while (next_cqe(&ring, 0, &c))
-                        many_on_cqe(&ring, slots, &c, multishot, round);
+                while (next_cqe(0, &c))
+                        many_on_cqe(slots, &c, multishot, round);
                 cr_assert_geq(io_uring_submit(&ring), 0);
         }
 
@@ -928,11 +868,11 @@ static void many_watchers(bool multishot) {
                         break;
                 cr_assert_lt(now_ms(), deadline, "%u watchers never saw version %d", behind, MANY_ROUNDS);
                 cr_assert_geq(io_uring_submit(&ring), 0);
-                if (next_cqe(&ring, 100, &c))
-                        many_on_cqe(&ring, slots, &c, multishot, MANY_ROUNDS);
+                if (next_cqe(100, &c))
+                        many_on_cqe(slots, &c, multishot, MANY_ROUNDS);
         }
         cr_assert_geq(io_uring_submit(&ring), 0);
-        no_cqe_or_fail(&ring, "a CQE with every watcher up to date");
+        no_cqe_or_fail("a CQE with every watcher up to date");
         for (i = 0; i < MANY_WATCHERS; i++) {
                 cr_assert_eq(slots[i].cqes, MANY_ROUNDS / 2, "watcher %u: %u CQEs for %d coalesced rounds",
                              i, slots[i].cqes, MANY_ROUNDS);
@@ -941,7 +881,7 @@ static void many_watchers(bool multishot) {
 
         /* Remove every poll; wait for both CQEs of each. */
         for (i = 0; i < MANY_WATCHERS; i++) {
-                struct io_uring_sqe *sqe = sqe_or_fail(&ring);
+                struct io_uring_sqe *sqe = sqe_or_fail();
 
                 cr_assert_eq(ev_watcher_prep_poll_remove(sqe, (uint64_t)(uintptr_t)&slots[i],
                                                          (uint64_t)(uintptr_t)&slots[i] | 1),
@@ -952,7 +892,7 @@ static void many_watchers(bool multishot) {
                 bool removal;
                 struct slot *sl;
 
-                c = any_cqe_or_fail(&ring, "the CQEs of the removals");
+                c = any_cqe_or_fail("the CQEs of the removals");
                 sl = slot_of(slots, c.user_data, &removal);
                 if (removal) {
                         cr_assert_not(sl->removed, "watcher %ld: a second removal CQE", (long)(sl - slots));
@@ -975,7 +915,6 @@ static void many_watchers(bool multishot) {
         for (i = 0; i < MANY_VALUES; i++)
                 ev_value_unref(values[i]);
         free(slots);
-        io_uring_queue_exit(&ring);
 }
 
 Test(uring, thousand_watchers_single_shot_in_one_ring, .timeout = 10) {
