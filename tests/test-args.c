@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Unit tests of argument checking, one test per -EINVAL path and per
- * NULL-tolerant accessor of the contract ("Arguments and errors"): each bad
+ * NULL-tolerant accessor that libevvalue(7) states under "Errors": each bad
  * call returns exactly -EINVAL (or the documented NULL/0), writes no output
  * parameter (checked against a sentinel), changes no state (version, data,
  * readiness of watcher fds, unconsumed notifications), leaks no fd or

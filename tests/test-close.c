@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests of ev_value_close, one test per rule of the contract about a
- * closed value: each watcher first receives the last snapshot if it had not
+ * Unit tests of ev_value_close, one test per rule that ev_value_close(3)
+ * and ev_watcher_wait(3) state about a closed value: each watcher first receives the last snapshot if it had not
  * seen it, then -EPIPE forever; every watcher's fd becomes readable and
  * stays readable; sets fail with -EPIPE and change nothing (an owned buffer
  * stays the caller's); close is idempotent; a value closed before or after

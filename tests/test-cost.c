@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The cost rules of the contract, counted exactly: which system calls a get
+ * The rules of libevvalue(7) "Cost", counted exactly: which system calls a get
  * and a set make.  The calls under test run on a thread of their own under
  * a seccomp trap that records every system call instead of running it.  So
  * "a get that finds nothing new makes no system call" and "a set writes each

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests of ev_value_snapshot, one test per rule of the "Snapshots"
- * section of the contract and of the NULL tolerance of its accessors: a
+ * Unit tests of ev_value_snapshot, one test per rule of
+ * ev_snapshot_data(3) and of the NULL tolerance of its accessors: a
  * snapshot is immutable and stays valid whatever is set or closed later,
  * its reference counting (also from several threads) decides when owned
  * bytes are destroyed, copied bytes are aligned for any type, its version is

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * A libFuzzer harness that drives the whole public API of libevvalue against
- * a reference model and traps on the first breach of the contract
- * (shared/spec/core-api.md): versions, which version a watcher's get
+ * a reference model and traps on the first broken rule of its man pages
+ * (libevvalue(7) and the section 3 pages it lists): versions, which version a watcher's get
  * returns, every return code, the readiness of every watcher's eventfd after
  * every operation (an own eventfd exactly when a get would not give -EAGAIN,
  * its counter never above 1; the shared one from its first write on), the
@@ -157,7 +157,7 @@ __attribute__((noreturn, format(printf, 2, 3)))
 static void fail(int line, const char *fmt, ...) {
         va_list ap;
 
-        fprintf(stderr, "fuzz-api.c:%d: contract violated: ", line);
+        fprintf(stderr, "fuzz-api.c:%d: rule broken: ", line);
         va_start(ap, fmt);
         vfprintf(stderr, fmt, ap);
         va_end(ap);
@@ -246,7 +246,8 @@ static bool unseen(const struct watcher_model *wm) {
         return wm->vm->version > wm->last;
 }
 
-/* ev_watcher_get would not return -EAGAIN: the contract's readiness. */
+/* ev_watcher_get would not return -EAGAIN: readiness as libevvalue(7)
+ * defines it ("The state of a watcher"). */
 static bool ready(const struct watcher_model *wm) {
         return unseen(wm) || wm->vm->closed;
 }
@@ -770,7 +771,9 @@ static void op_wait(const struct op *op) {
         k = pick_cancel(op->c);
         r = ev_watcher_wait(wm->w, pick_timeout(wm, &k, op->c), k.fd, &s);
         if (k.invalid || wm->shared) {
-                /* The contract orders neither error before the other. */
+                /* -EINVAL for a bad cancel fd, -EOPNOTSUPP on a shared-fd
+                 * watcher (ev_watcher_wait(3)); either is accepted when
+                 * both apply. */
                 CHECK(s == SENTINEL_SNAP, "failed wait wrote its output");
                 CHECK((k.invalid && r == -EINVAL) || (wm->shared && r == -EOPNOTSUPP),
                       "wait (cancel fd %d, shared %d) gave %d", k.fd, wm->shared, r);
@@ -975,7 +978,7 @@ static void check_values(void) {
         }
 }
 
-/* An eventfd's counter, from /proc: the contract's cost rule says a set
+/* An eventfd's counter, from /proc: libevvalue(7) "Cost" says a set
  * writes an own eventfd at most once per unconsumed update. */
 static uint64_t eventfd_count(int fd) {
         char path[64], line[128];

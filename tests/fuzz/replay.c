@@ -4,8 +4,8 @@
  * and every regular file of a directory named there (in name order), is
  * passed once to LLVMFuzzerTestOneInput, so the seed corpus and saved
  * crashes run as a regression test with any compiler.  With no argument it
- * runs $top_srcdir/tests/fuzz/corpus, as make check does.  A contract
- * breach traps inside the harness; exit 0 means every input ran, 1 that an
+ * runs $top_srcdir/tests/fuzz/corpus, as make check does.  A broken rule
+ * of the man pages traps inside the harness; exit 0 means every input ran, 1 that an
  * input could not be read or that there was none.
  */
 #include <dirent.h>
