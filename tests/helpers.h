@@ -200,6 +200,18 @@ static inline ev_value_watcher *watch_or_fail(ev_value *v) {
         return w;
 }
 
+/* Asserts that ev_value_watch(v, EV_VALUE_WATCH_SHARED_FD) succeeds. */
+static inline ev_value_watcher *watch_shared_or_fail(ev_value *v) {
+        ev_value_watcher *w = NULL;
+        int r = ev_value_watch(v, EV_VALUE_WATCH_SHARED_FD, &w);
+
+        cr_assert_eq(r, 0, "ev_value_watch(SHARED_FD): %s", strerror(-r));
+        cr_assert_not_null(w);
+        cr_assert_neq(w, WATCHER_SENTINEL);
+        cr_assert_geq(ev_watcher_get_fd(w), 0);
+        return w;
+}
+
 /* Asserts that setting the string s, NUL included, succeeds. */
 static inline void set_string_or_fail(ev_value *v, const char *s) {
         cr_assert_eq(ev_value_set(v, s, strlen(s) + 1), 0);

@@ -71,16 +71,6 @@ static void child_exits_with(pid_t pid, int code, const char *what) {
                      WEXITSTATUS(status), code);
 }
 
-/* Asserts that ev_value_watch(v, EV_VALUE_WATCH_SHARED_FD) succeeds. */
-static ev_value_watcher *watch_shared_or_fail(ev_value *v) {
-        ev_value_watcher *w = NULL;
-        int r = ev_value_watch(v, EV_VALUE_WATCH_SHARED_FD, &w);
-
-        cr_assert_eq(r, 0, "ev_value_watch(SHARED_FD): %s", strerror(-r));
-        cr_assert_not_null(w);
-        return w;
-}
-
 /* The write end of a pipe the child's atexit handler writes to. */
 static int atexit_fd = -1;
 

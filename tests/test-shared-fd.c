@@ -34,18 +34,6 @@
 
 /* ------------------------------------------------------------- helpers */
 
-/* Asserts that ev_value_watch(v, EV_VALUE_WATCH_SHARED_FD) succeeds. */
-static ev_value_watcher *watch_shared_or_fail(ev_value *v) {
-        ev_value_watcher *w = NULL;
-        int r = ev_value_watch(v, EV_VALUE_WATCH_SHARED_FD, &w);
-
-        cr_assert_eq(r, 0, "ev_value_watch(SHARED_FD): %s", strerror(-r));
-        cr_assert_not_null(w);
-        cr_assert_neq(w, WATCHER_SENTINEL);
-        cr_assert_geq(ev_watcher_get_fd(w), 0);
-        return w;
-}
-
 /* Asserts that a get returns version and str, then that the next gives -EAGAIN:
  * the drain an edge-triggered consumer does after each event. */
 static void drain_string_or_fail(ev_value_watcher *w, uint64_t version, const char *str) {
