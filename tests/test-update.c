@@ -744,3 +744,87 @@ Test(update, a_set_waits_for_the_update_in_progress, .timeout = 10) {
         peek_string_or_fail(h.v, 3, "from set");
         ev_value_unref(h.v);
 }
+
+/* ------------------------------------- bytes of the current snapshot */
+
+/* The destroy callback of an owned snapshot: overwrites the bytes before
+ * freeing them, so that a copy made after the release would show 'X's
+ * even without a sanitizer.  userdata is a struct scribble. */
+struct scribble {
+        size_t size;
+        int calls;
+};
+
+static void scribble_destroy(void *data, void *userdata) {
+        struct scribble *sc = userdata;
+
+        memset(data, 'X', sc->size);
+        free(data);
+        sc->calls++;
+}
+
+/* An update whose new bytes are [offset, offset + size) of the current
+ * snapshot's, as ev_value_update(3) allows. */
+struct current_slice {
+        size_t offset;
+        size_t size;
+};
+
+static int publish_current_slice(const ev_value_snapshot *current, void *userdata,
+                                 const void **ret_data, size_t *ret_size) {
+        const struct current_slice *slice = userdata;
+
+        cr_assert_not_null(current);
+        cr_assert_leq(slice->offset + slice->size, ev_snapshot_size(current));
+        *ret_data = (const char *)ev_snapshot_data(current) + slice->offset;
+        *ret_size = slice->size;
+        return 1;
+}
+
+/* v holding "hello world" in owned bytes that scribble_destroy releases. */
+static ev_value *value_owning_hello_world(struct scribble *sc) {
+        ev_value *v = value_new_or_fail();
+        char *bytes = strdup_or_fail("hello world");
+
+        sc->size = sizeof("hello world");
+        cr_assert_eq(ev_value_set_owned(v, bytes, sc->size, scribble_destroy, sc), 0);
+        return v;
+}
+
+Test(update, fn_may_republish_the_current_bytes) {
+        struct scribble sc = { 0 };
+        _cleanup_(ev_value_unrefp) ev_value *v = value_owning_hello_world(&sc);
+        struct current_slice all = { 0, sizeof("hello world") };
+
+        cr_assert_eq(ev_value_update(v, publish_current_slice, &all), 1);
+        cr_assert_eq(sc.calls, 1, "the replaced snapshot was not released");
+        peek_string_or_fail(v, 2, "hello world");
+}
+
+Test(update, fn_may_publish_a_part_of_the_current_bytes) {
+        struct scribble sc = { 0 };
+        _cleanup_(ev_value_unrefp) ev_value *v = value_owning_hello_world(&sc);
+        struct current_slice world = { 6, sizeof("world") };
+
+        cr_assert_eq(ev_value_update(v, publish_current_slice, &world), 1);
+        cr_assert_eq(sc.calls, 1, "the replaced snapshot was not released");
+        peek_string_or_fail(v, 2, "world");
+}
+
+Test(update, fn_may_republish_bytes_a_watcher_still_holds) {
+        struct scribble sc = { 0 };
+        _cleanup_(ev_value_unrefp) ev_value *v = value_owning_hello_world(&sc);
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_snapshot_unrefp) ev_value_snapshot *held = get_or_fail(w);
+        struct current_slice hello = { 0, sizeof("hello") - 1 };
+        ev_value_snapshot *s;
+
+        cr_assert_eq(ev_value_update(v, publish_current_slice, &hello), 1);
+        cr_assert_eq(sc.calls, 0, "released while a watcher's snapshot holds it");
+        assert_snapshot_is_string(held, 1, "hello world");
+        s = get_or_fail(w);
+        cr_assert_eq(ev_snapshot_version(s), 2);
+        cr_assert_eq(ev_snapshot_size(s), 5);
+        cr_assert_eq(memcmp(ev_snapshot_data(s), "hello", 5), 0);
+        ev_snapshot_unref(s);
+}
