@@ -40,6 +40,9 @@
  * test), and a suite's .fini, which does run, is the place for what must
  * be released even then. */
 #define _cleanup_(f) __attribute__((cleanup(f)))
+/* For a variable that only holds an object for its cleanup to release
+ * (clang counts the cleanup as no use): _cleanup_(f) _unused_ T *x = ... */
+#define _unused_ __attribute__((unused))
 
 /* For _cleanup_: closes *fd if it is not negative, keeping errno. */
 static inline void closep(int *fd) {

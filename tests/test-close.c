@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests of ev_value_close, one test per rule that ev_value_close(3)
- * and ev_watcher_wait(3) state about a closed value: each watcher first receives the last snapshot if it had not
- * seen it, then -EPIPE forever; every watcher's fd becomes readable and
- * stays readable; sets fail with -EPIPE and change nothing (an owned buffer
- * stays the caller's); close is idempotent; a value closed before or after
- * it was set can still be watched and peeked; a wait blocked in another
- * thread is woken; and a closed, fully seen watcher's wait gives -EPIPE
- * before -ECANCELED and -ETIMEDOUT.
+ * Unit tests of ev_value_close, one test per rule that ev_value_close(3) and
+ * ev_watcher_wait(3) state about a closed value: each watcher first receives
+ * the last snapshot if it had not seen it, then -EPIPE forever; every
+ * watcher's fd becomes readable and stays readable; sets fail with -EPIPE
+ * and change nothing (an owned buffer stays the caller's); close is
+ * idempotent; a value closed before or after it was set can still be watched
+ * and peeked; a wait blocked in another thread is woken; and a closed, fully
+ * seen watcher's wait gives -EPIPE before -ECANCELED and -ETIMEDOUT.
  */
 #include <criterion/criterion.h>
 #include <errno.h>

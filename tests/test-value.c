@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Unit tests of the producer's side of an ev_value, one test per rule of
- * ev_value_new(3), ev_value_set(3) and ev_value_get(3): versions of a new and of a set value,
- * the peek of ev_value_get, copying by ev_value_set and adoption by
- * ev_value_set_owned (when destroy runs, counted at each step), the value's
- * reference counting and its interplay with watchers, allocation failure,
- * and gapless versions under concurrent sets from several threads.
+ * ev_value_new(3), ev_value_set(3) and ev_value_get(3): versions of a new
+ * and of a set value, the peek of ev_value_get, copying by ev_value_set and
+ * adoption by ev_value_set_owned (when destroy runs, counted at each step),
+ * the value's reference counting and its interplay with watchers, allocation
+ * failure, and gapless versions under concurrent sets from several threads.
  */
 #include <criterion/criterion.h>
 #include <errno.h>

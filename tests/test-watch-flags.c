@@ -296,9 +296,10 @@ Test(watcher_count, counts_own_fd_and_shared_fd_watchers_and_drops_as_they_close
 Test(watcher_count, is_per_value) {
         _cleanup_(ev_value_unrefp) ev_value *a = value_new_or_fail();
         _cleanup_(ev_value_unrefp) ev_value *b = value_new_or_fail();
-        _cleanup_(ev_watcher_closep) ev_value_watcher *wa = watch_or_fail(a);
+        _cleanup_(ev_watcher_closep) _unused_ ev_value_watcher *wa = watch_or_fail(a);
         ev_value_watcher *wb1 = watch_or_fail(b);
-        _cleanup_(ev_watcher_closep) ev_value_watcher *wb2 = watch_flags_or_fail(b, EV_VALUE_WATCH_SHARED_FD);
+        _cleanup_(ev_watcher_closep) _unused_ ev_value_watcher *wb2 =
+                watch_flags_or_fail(b, EV_VALUE_WATCH_SHARED_FD);
 
         assert_watcher_count(a, 1);
         assert_watcher_count(b, 2);
@@ -344,7 +345,7 @@ Test(watcher_count, counts_watchers_that_outlive_the_producers_reference) {
 
 Test(watcher_count, is_unaffected_by_watches_that_fail_with_einval) {
         _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
-        _cleanup_(ev_watcher_closep) ev_value_watcher *w = watch_or_fail(v);
+        _cleanup_(ev_watcher_closep) _unused_ ev_value_watcher *w = watch_or_fail(v);
         ev_value_watcher *out = WATCHER_SENTINEL;
 
         cr_assert_eq(ev_value_watch(v, 1u << 31, &out), -EINVAL);
