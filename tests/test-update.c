@@ -791,24 +791,21 @@ static ev_value *value_owning_hello_world(struct scribble *sc) {
         return v;
 }
 
-Test(update, fn_may_republish_the_current_bytes) {
+/* Updates "hello world" (owned) to the slice [offset, offset + size) of its
+ * own bytes, which must read expected as a string. */
+static void update_to_current_slice(size_t offset, size_t size, const char *expected) {
         struct scribble sc = { 0 };
         _cleanup_(ev_value_unrefp) ev_value *v = value_owning_hello_world(&sc);
-        struct current_slice all = { 0, sizeof("hello world") };
+        struct current_slice slice = { offset, size };
 
-        cr_assert_eq(ev_value_update(v, publish_current_slice, &all), 1);
+        cr_assert_eq(ev_value_update(v, publish_current_slice, &slice), 1);
         cr_assert_eq(sc.calls, 1, "the replaced snapshot was not released");
-        peek_string_or_fail(v, 2, "hello world");
+        peek_string_or_fail(v, 2, expected);
 }
 
-Test(update, fn_may_publish_a_part_of_the_current_bytes) {
-        struct scribble sc = { 0 };
-        _cleanup_(ev_value_unrefp) ev_value *v = value_owning_hello_world(&sc);
-        struct current_slice world = { 6, sizeof("world") };
-
-        cr_assert_eq(ev_value_update(v, publish_current_slice, &world), 1);
-        cr_assert_eq(sc.calls, 1, "the replaced snapshot was not released");
-        peek_string_or_fail(v, 2, "world");
+Test(update, fn_may_republish_the_current_bytes_or_a_part_of_them) {
+        update_to_current_slice(0, sizeof("hello world"), "hello world");
+        update_to_current_slice(6, sizeof("world"), "world");
 }
 
 Test(update, fn_may_republish_bytes_a_watcher_still_holds) {
