@@ -103,6 +103,26 @@ static void wait_readable(int fd) {
                         die("poll");
 }
 
+/* The producer's seqlock write of the version into its page. */
+static void page_write(struct page *page, uint64_t version) {
+        atomic_fetch_add(&page->seq, 1);
+        memcpy(page->data, &version, sizeof(version));
+        atomic_fetch_add(&page->seq, 1);
+}
+
+/* The consumer's seqlock copy of the page; returns the version it holds. */
+static uint64_t page_read(struct page *page) {
+        char copy[sizeof(page->data)];
+        uint64_t seq, version;
+
+        do {
+                seq = atomic_load(&page->seq);
+                memcpy(copy, page->data, sizeof(copy));
+        } while ((seq & 1) || seq != atomic_load(&page->seq));
+        memcpy(&version, copy, sizeof(version));
+        return version;
+}
+
 static void set(struct side *s, enum design d) {
         char msg[64] = { 0 };
         uint64_t ack;
@@ -128,9 +148,7 @@ static void set(struct side *s, enum design d) {
                 if (epoll_wait(s->srv_ep, &ev, 1, 0) == 1)
                         while (recv(s->prod_sock, &ack, sizeof(ack), MSG_DONTWAIT) > 0)
                                 armed = ack == s->version - 1;
-                atomic_fetch_add(&s->out->seq, 1);
-                memcpy(s->out->data, &s->version, sizeof(s->version));
-                atomic_fetch_add(&s->out->seq, 1);
+                page_write(s->out, s->version);
                 if (armed && eventfd_write(s->peer_efd, 1) < 0)
                         die("eventfd_write");
                 break;
@@ -139,9 +157,7 @@ static void set(struct side *s, enum design d) {
                 struct epoll_event ev;
                 char wake[256] = { 0 };
 
-                atomic_fetch_add(&s->out->seq, 1);
-                memcpy(s->out->data, &s->version, sizeof(s->version));
-                atomic_fetch_add(&s->out->seq, 1);
+                page_write(s->out, s->version);
                 if (epoll_wait(s->arm_ep, &ev, 1, 0) == 1)
                         s->armed = 1;
                 if (s->armed) {
@@ -153,9 +169,7 @@ static void set(struct side *s, enum design d) {
         }
         case EVENTFD:
         case EPOLL:
-                atomic_fetch_add(&s->out->seq, 1);
-                memcpy(s->out->data, &s->version, sizeof(s->version));
-                atomic_fetch_add(&s->out->seq, 1);
+                page_write(s->out, s->version);
                 /* One in flight: signal only a consumer that acknowledged. */
                 if (atomic_load(&s->out->acked) == s->version - 1 &&
                     eventfd_write(s->peer_efd, 1) < 0)
@@ -168,7 +182,7 @@ static void set(struct side *s, enum design d) {
 
 static void get(struct side *s, enum design d) {
         char msg[64];
-        uint64_t v = 0, seq;
+        uint64_t v = 0;
         eventfd_t n;
         struct epoll_event ev;
 
@@ -186,11 +200,7 @@ static void get(struct side *s, enum design d) {
                 wait_readable(s->cons_sock);
                 if (recv(s->cons_sock, msg, sizeof(msg), MSG_TRUNC) != 256)
                         die("recv wake");
-                do {
-                        seq = atomic_load(&s->in->seq);
-                        memcpy(msg, s->in->data, sizeof(msg));
-                } while ((seq & 1) || seq != atomic_load(&s->in->seq));
-                memcpy(&v, msg, sizeof(v));
+                v = page_read(s->in);
                 break;
         case EVENTFD:
         case EPOLL:
@@ -204,11 +214,7 @@ static void get(struct side *s, enum design d) {
                 }
                 if (eventfd_read(s->my_efd, &n) < 0)
                         die("eventfd_read");
-                do {
-                        seq = atomic_load(&s->in->seq);
-                        memcpy(msg, s->in->data, sizeof(msg));
-                } while ((seq & 1) || seq != atomic_load(&s->in->seq));
-                memcpy(&v, msg, sizeof(v));
+                v = page_read(s->in);
                 atomic_store(&s->in->acked, v);
                 if (d == EPOLL_ACK && send(s->cons_sock, &v, sizeof(v), 0) < 0)
                         die("send ack");
