@@ -15,8 +15,8 @@
  *   - consumer(i), one per watcher, two watchers: a loop of ev_watcher_get,
  *     i.e. watcher_take (the lock-free fast path), then watcher_take_new
  *     with ev__value_take_current (which stores the state of a set caught
- *     between its snapshot and its state) and ev__notify_rearm (notify_arm, notify_clear,
- *     notify_push, notify_signal_self); each get is either preceded by a
+ *     between its snapshot and its state) and ev__notify_rearm
+ *     (notify_arm, notify_clear, notify_push, notify_signal_self); each get is either preceded by a
  *     poll for POLLIN or made first, with a poll only after -EAGAIN (what
  *     ev_watcher_wait does); the loop ends on -EPIPE.  Consumer 0 may
  *     instead ev_watcher_close its watcher (ev__notify_detach, which may
