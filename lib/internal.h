@@ -51,15 +51,24 @@ struct ev_value {
         _Alignas(EV_VALUE_CACHE_LINE) _Atomic(ev_value_watcher *) armed;
         /* The current snapshot as a split reference count (slot.c). */
         _Atomic uint64_t current;
+        /* Backends that hear of every set (notify.c): servers of lib/ipc. */
+        atomic_size_t n_hooks;
+        pthread_rwlock_t hooks_lock; /* sets read, attach and detach write */
+        struct ev__notify_hook *hooks;
 };
 
+struct ev__remote;
+
 struct ev_value_watcher {
-        ev_value *value;            /* referenced: a watcher keeps its value alive */
+        ev_value *value;            /* referenced: a watcher keeps its value alive;
+                                     * NULL for a remote watcher */
+        struct ev__remote *remote;  /* lib/ipc/remote.c's state, or NULL */
         /* The notification word of notify.c: seen << 3 | flags. */
         _Atomic uint64_t notify;
         ev_value_watcher *next;     /* link on value->armed, or in a collected batch */
         uint64_t seen_state;        /* the consumer's: value->state at its last get */
-        int fd;                     /* eventfd, EFD_CLOEXEC | EFD_NONBLOCK */
+        int fd;                     /* eventfd, EFD_CLOEXEC | EFD_NONBLOCK; for a
+                                     * remote watcher its connection */
         bool shared;                /* fd is value->shared_fd, not owned */
         atomic_flag busy;           /* held by the one get or wait in progress */
 };
@@ -100,6 +109,16 @@ uint64_t ev__slot_replace_locked(_Atomic uint64_t *slot, ev_value_snapshot *s);
 void ev__slot_release(uint64_t replaced);
 
 /* notify.c: the notification protocol. */
+/* A backend that must hear of every set, after the local watchers were
+ * notified: publish runs in the setting thread, under a read lock that
+ * ev__notify_remove_hook waits for. */
+struct ev__notify_hook {
+        void (*publish)(struct ev__notify_hook *hook);
+        struct ev__notify_hook *next;
+};
+void ev__notify_add_hook(ev_value *v, struct ev__notify_hook *hook);
+/* After it returns, no publish of hook is running or will run. */
+void ev__notify_remove_hook(ev_value *v, struct ev__notify_hook *hook);
 /* A new own-fd watcher starts having seen `seen`: armed, or signalled at once. */
 void ev__notify_attach(ev_value_watcher *w, uint64_t seen);
 /* After a get that saw `seen` (value open): clear the fd and re-arm. */
@@ -111,6 +130,17 @@ void ev__notify_publish(ev_value *v);
 void ev__notify_detach(ev_value_watcher *w);
 /* ev_value_unref: free the detached watchers still on the armed stack. */
 void ev__notify_free_detached(ev_value *v);
+
+/* watcher.c */
+/* A watcher whose fd and get belong to a backend (lib/ipc/remote.c). */
+int ev__watcher_new_remote(int fd, struct ev__remote *remote, ev_value_watcher **ret);
+
+/* lib/ipc/remote.c: the get of a remote watcher, for a caller holding
+ * w->busy; its end (-EPIPE, -ECONNRESET, -EPROTO...) once reached with
+ * nothing unseen, else 0; and its close, which frees the remote state. */
+int ev__remote_take(struct ev__remote *r, ev_value_snapshot **ret);
+int ev__remote_end(const struct ev__remote *r);
+void ev__remote_free(struct ev__remote *r);
 
 /* eventfd.c */
 int ev__eventfd_new(void);

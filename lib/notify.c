@@ -34,6 +34,8 @@
  *
  * How a watcher is notified is notify_signal and notify_clear; the
  * protocol around them is the same whatever carries the notification.
+ * Watchers in other processes are a backend's (lib/ipc/server.c): each set
+ * calls the hooks attached to its value, after the local watchers.
  */
 #include "config.h"
 
@@ -175,10 +177,43 @@ static void notify_collect(ev_value *v) {
         }
 }
 
+/* The backends' part of a set.  A hook attached while this set ran may
+ * miss it: attaching publishes the current state itself. */
+static void notify_hooks(ev_value *v) {
+        if (atomic_load(&v->n_hooks) == 0)
+                return;
+        pthread_rwlock_rdlock(&v->hooks_lock);
+        for (struct ev__notify_hook *h = v->hooks; h; h = h->next)
+                h->publish(h);
+        pthread_rwlock_unlock(&v->hooks_lock);
+}
+
 void ev__notify_publish(ev_value *v) {
         if (atomic_load(&v->n_shared) > 0)
                 ev__eventfd_signal(atomic_load_explicit(&v->shared_fd, memory_order_relaxed));
         notify_collect(v);
+        notify_hooks(v);
+}
+
+void ev__notify_add_hook(ev_value *v, struct ev__notify_hook *hook) {
+        pthread_rwlock_wrlock(&v->hooks_lock);
+        hook->next = v->hooks;
+        v->hooks = hook;
+        atomic_fetch_add(&v->n_hooks, 1);
+        pthread_rwlock_unlock(&v->hooks_lock);
+}
+
+void ev__notify_remove_hook(ev_value *v, struct ev__notify_hook *hook) {
+        struct ev__notify_hook **p;
+
+        pthread_rwlock_wrlock(&v->hooks_lock);
+        for (p = &v->hooks; *p; p = &(*p)->next)
+                if (*p == hook) {
+                        *p = hook->next;
+                        atomic_fetch_sub(&v->n_hooks, 1);
+                        break;
+                }
+        pthread_rwlock_unlock(&v->hooks_lock);
 }
 
 /* Arm w for states newer than seen, clearing its fd first unless it is

@@ -31,6 +31,9 @@ EV_VALUE_PUBLIC int ev_value_new(ev_value **ret) {
         atomic_init(&v->shared_fd, -1);
         pthread_mutex_init(&v->lock, NULL);
         atomic_init(&v->armed, NULL);
+        atomic_init(&v->n_hooks, 0);
+        pthread_rwlock_init(&v->hooks_lock, NULL);
+        v->hooks = NULL;
         *ret = v;
         return 0;
 }
@@ -54,6 +57,7 @@ EV_VALUE_PUBLIC ev_value *ev_value_unref(ev_value *v) {
         if (shared_fd >= 0)
                 close(shared_fd);
         pthread_mutex_destroy(&v->lock);
+        pthread_rwlock_destroy(&v->hooks_lock);
         free(v);
         return NULL;
 }

@@ -5,7 +5,8 @@
  * differ does it take the current snapshot and re-arm its eventfd, both
  * without a lock (slot.c, notify.c).  ev_watcher_wait sleeps in ppoll on
  * the watcher's eventfd and the caller's cancel fd against a monotonic
- * deadline.
+ * deadline.  A remote watcher (lib/ipc/remote.c) has the same get, wait
+ * and close; only what its get does is the backend's.
  */
 #include "config.h"
 
@@ -100,6 +101,18 @@ EV_VALUE_PUBLIC int ev_value_watch(ev_value *v, unsigned flags, ev_value_watcher
         return 0;
 }
 
+int ev__watcher_new_remote(int fd, struct ev__remote *remote, ev_value_watcher **ret) {
+        ev_value_watcher *w = ev__fault(EV__FAULT_WATCHER_ALLOC) ? NULL : calloc(1, sizeof(*w));
+
+        if (!w)
+                return -ENOMEM;
+        atomic_flag_clear(&w->busy);
+        w->fd = fd;
+        w->remote = remote;
+        *ret = w;
+        return 0;
+}
+
 EV_VALUE_PUBLIC int ev_watcher_get_fd(const ev_value_watcher *w) {
         return w ? w->fd : -EINVAL;
 }
@@ -136,8 +149,11 @@ static int watcher_take_new(ev_value_watcher *w, uint64_t state, ev_value_snapsh
  * snapshot taken); <= rather than == only so that nothing here relies on
  * it. */
 static int watcher_take(ev_value_watcher *w, ev_value_snapshot **ret) {
-        uint64_t state = atomic_load_explicit(&w->value->state, memory_order_acquire);
+        uint64_t state;
 
+        if (w->remote)
+                return ev__remote_take(w->remote, ret);
+        state = atomic_load_explicit(&w->value->state, memory_order_acquire);
         if (state <= w->seen_state)
                 return (state & EV_VALUE_STATE_CLOSED) ? -EPIPE : -EAGAIN;
         return watcher_take_new(w, state, ret);
@@ -269,16 +285,27 @@ EV_VALUE_PUBLIC int ev_watcher_wait(ev_value_watcher *w, int timeout_ms, int can
         return r;
 }
 
+/* -EPIPE (or a remote watcher's end) once w has seen everything its value
+ * will ever have, else 0. */
+static int watcher_end(const ev_value_watcher *w) {
+        uint64_t state;
+
+        if (w->remote)
+                return ev__remote_end(w->remote);
+        state = atomic_load_explicit(&w->value->state, memory_order_acquire);
+        return state == w->seen_state && (state & EV_VALUE_STATE_CLOSED) ? -EPIPE : 0;
+}
+
 /* After a rejected snapshot: -EPIPE when it was the closed value's last,
  * else -ECANCELED or -ETIMEDOUT, or 0 to go on; so that a producer that
  * keeps setting rejected snapshots cannot hold a waiter past its deadline
  * or its cancellation. */
 static int wait_interrupted(const ev_value_watcher *w, struct wait_deadline *d, int cancel_fd) {
-        uint64_t state = atomic_load_explicit(&w->value->state, memory_order_acquire);
         struct pollfd pfd = { .fd = cancel_fd, .events = POLLIN };
+        int end = watcher_end(w);
 
-        if (state == w->seen_state && (state & EV_VALUE_STATE_CLOSED))
-                return -EPIPE;
+        if (end < 0)
+                return end;
         if (cancel_fd >= 0 && poll(&pfd, 1, 0) == 1)
                 return pfd.revents & POLLNVAL ? -EBADF : -ECANCELED;
         if (wait_left(d) == 0)
@@ -316,6 +343,11 @@ EV_VALUE_PUBLIC ev_value_watcher *ev_watcher_close(ev_value_watcher *w) {
 
         if (!w)
                 return NULL;
+        if (w->remote) {
+                ev__remote_free(w->remote); /* closes the connection */
+                free(w);
+                return NULL;
+        }
         v = w->value;
         atomic_fetch_sub_explicit(&v->n_watchers, 1, memory_order_relaxed);
         if (w->shared) {

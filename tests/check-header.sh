@@ -1,7 +1,8 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
 #
-# Build check of the public header include/ev-value.h: it compiles alone and
+# Build check of the public header include/ev-value.h (and of
+# include/ev-value-ipc.h, which includes it): it compiles alone and
 # included twice with -Wall -Wextra -Wpedantic -Werror as C99, as C11 and
 # (when $CXX works) as C++11, where every function the version script
 # exports must be declared with C linkage; it defines no macro outside
@@ -78,21 +79,26 @@ compile() {
 }
 
 # ------------------------------------------------------------ alone
-printf '#include <ev-value.h>\n' >"$tmp/alone.c"
-printf '#include <ev-value.h>\n#include <ev-value.h>\n' >"$tmp/twice.c"
-cp "$tmp/alone.c" "$tmp/alone.cc"
-cp "$tmp/twice.c" "$tmp/twice.cc"
+# The core header, and the backend header <ev-value-ipc.h> that includes it.
+for h in ev-value ev-value-ipc; do
+        printf '#include <%s.h>\n' $h >"$tmp/$h-alone.c"
+        printf '#include <%s.h>\n#include <%s.h>\n' $h $h >"$tmp/$h-twice.c"
+        cp "$tmp/$h-alone.c" "$tmp/$h-alone.cc"
+        cp "$tmp/$h-twice.c" "$tmp/$h-twice.cc"
+done
 
-for std in c99 c11; do
-        for tu in alone twice; do
-                # shellcheck disable=SC2086
-                if compile c -x c -std=$std $warn $warn_more -Wstrict-prototypes -Werror \
-                        -c "$tmp/$tu.c" -o "$tmp/$tu.o"; then
-                        pass "ev-value.h $tu as C ($std)"
-                else
-                        bad "ev-value.h $tu as C ($std):"
-                        show "$tmp/out"
-                fi
+for h in ev-value ev-value-ipc; do
+        for std in c99 c11; do
+                for tu in alone twice; do
+                        # shellcheck disable=SC2086
+                        if compile c -x c -std=$std $warn $warn_more -Wstrict-prototypes -Werror \
+                                -c "$tmp/$h-$tu.c" -o "$tmp/$tu.o"; then
+                                pass "$h.h $tu as C ($std)"
+                        else
+                                bad "$h.h $tu as C ($std):"
+                                show "$tmp/out"
+                        fi
+                done
         done
 done
 
@@ -110,22 +116,24 @@ else
 fi
 
 if [ $have_cxx = yes ]; then
-        for tu in alone twice; do
-                # shellcheck disable=SC2086
-                if compile c++ -x c++ -std=c++11 $warn $warn_more -Werror \
-                        -c "$tmp/$tu.cc" -o "$tmp/$tu.o"; then
-                        pass "ev-value.h $tu as C++ (c++11)"
-                else
-                        bad "ev-value.h $tu as C++ (c++11):"
-                        show "$tmp/out"
-                fi
+        for h in ev-value ev-value-ipc; do
+                for tu in alone twice; do
+                        # shellcheck disable=SC2086
+                        if compile c++ -x c++ -std=c++11 $warn $warn_more -Werror \
+                                -c "$tmp/$h-$tu.cc" -o "$tmp/$tu.o"; then
+                                pass "$h.h $tu as C++ (c++11)"
+                        else
+                                bad "$h.h $tu as C++ (c++11):"
+                                show "$tmp/out"
+                        fi
+                done
         done
 
         # Each exported function, referenced from C++: the header must
         # declare it, and with C linkage (an unmangled undefined symbol).
         sed -n 's/^[[:space:]]*\(ev_[A-Za-z0-9_]*\)[[:space:]]*;.*/\1/p' "$map" | sort -u >"$tmp/exported"
         {
-                printf '#include <ev-value.h>\ntypedef void (*any_fn)(void);\n'
+                printf '#include <ev-value-ipc.h>\ntypedef void (*any_fn)(void);\n'
                 printf 'extern any_fn const header_linkage[];\n'
                 printf 'any_fn const header_linkage[] = {\n'
                 sed 's/.*/        reinterpret_cast<any_fn>(\&&),/' "$tmp/exported"
@@ -154,9 +162,9 @@ fi
 # Every macro the header itself defines is EV_VALUE_*: a bare EV_* belongs
 # to libev and libevent.
 # shellcheck disable=SC2086
-if compile c -x c -std=c11 -E -dD "$tmp/alone.c" -o "$tmp/dd.i"; then
+if compile c -x c -std=c11 -E -dD "$tmp/ev-value-ipc-alone.c" -o "$tmp/dd.i"; then
         awk '/^# [0-9]+ "/ { file = $3; next }
-             file ~ /ev-value\.h"$/ && $1 == "#define" { print $2 }' "$tmp/dd.i" |
+             file ~ /ev-value(-ipc)?\.h"$/ && $1 == "#define" { print $2 }' "$tmp/dd.i" |
                 sed 's/(.*//' | grep -v '^EV_VALUE_' >"$tmp/bad-macros"
         if [ -s "$tmp/bad-macros" ]; then
                 bad "ev-value.h defines macros outside EV_VALUE_*: $(tr '\n' ' ' <"$tmp/bad-macros")"
@@ -173,7 +181,7 @@ fi
 # of one of them there (a typedef ev_watcher, a function ev_ref...) would
 # make these definitions an error.
 {
-        printf '#include <ev-value.h>\n'
+        printf '#include <ev-value-ipc.h>\n'
         for name in \
                 ev_watcher ev_watcher_list ev_watcher_time ev_io ev_timer ev_periodic \
                 ev_signal ev_child ev_stat ev_idle ev_prepare ev_check ev_fork ev_cleanup \

@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Remote sets: one connection per set.  The data goes inline when it is
+ * small, else in a sealed memfd, so that the server maps it instead of
+ * reading it through the socket; the server answers with one REPLY.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ev-value-ipc.h"
+#include "internal.h"
+#include "protocol.h"
+
+static int send_set(int fd, const void *data, size_t size) {
+        struct ev__ipc_header hello = { .magic = EV__IPC_MAGIC, .type = EV__IPC_HELLO,
+                                        .flags = EV__IPC_SETTER };
+        struct ev__ipc_header set = { .magic = EV__IPC_MAGIC, .type = EV__IPC_SET, .size = size };
+        int data_fd = -1, r = ev__ipc_send(fd, &hello, NULL, -1, -1);
+
+        if (r < 0)
+                return r;
+        if (size > EV__IPC_INLINE_MAX) {
+                data_fd = ev__memfd_new_sealed(data, size);
+                if (data_fd < 0)
+                        return data_fd;
+                set.flags = EV__IPC_DATA_FD;
+        }
+        r = ev__ipc_send(fd, &set, data, -1, data_fd);
+        if (data_fd >= 0)
+                close(data_fd);
+        return r;
+}
+
+static int64_t monotonic_ms(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Wait for the REPLY: its code as a negative errno, 0, or -ETIMEDOUT. */
+static int receive_reply(int fd, int timeout_ms) {
+        max_align_t buf[EV__IPC_MAX_MESSAGE / sizeof(max_align_t) + 1];
+        int64_t deadline = monotonic_ms() + timeout_ms;
+        struct pollfd pfd = { .fd = fd, .events = POLLIN };
+
+        for (;;) {
+                struct ev__ipc_message m;
+                int left = -1, r;
+
+                if (timeout_ms >= 0) {
+                        int64_t now = monotonic_ms();
+
+                        left = now >= deadline ? 0 : (int)(deadline - now);
+                }
+                r = poll(&pfd, 1, left);
+                if (r < 0 && errno != EINTR)
+                        return -errno;
+                if (r == 0)
+                        return -ETIMEDOUT;
+                if (r < 0)
+                        continue;
+                r = ev__ipc_recv(fd, buf, true, &m);
+                if (r == -EAGAIN)
+                        continue;
+                if (r == 0)
+                        return -ECONNRESET;
+                if (r < 0)
+                        return r;
+                ev__ipc_message_close(&m);
+                if (m.header.type == EV__IPC_STATE)
+                        return -EPROTO;
+                return -(int)m.header.code;
+        }
+}
+
+EV_VALUE_PUBLIC int ev_value_remote_set(const char *path, const void *data, size_t size,
+                                        int timeout_ms) {
+        struct sockaddr_un address;
+        unsigned len;
+        int fd, r;
+
+        if ((!data && size > 0) || timeout_ms < -1)
+                return -EINVAL;
+        if (size > EV__IPC_MAX_SIZE)
+                return -EMSGSIZE;
+        r = ev__ipc_address(path, &address, &len);
+        if (r < 0)
+                return r;
+        fd = ev__ipc_connect(&address, len);
+        if (fd < 0)
+                return fd;
+        r = send_set(fd, data, size);
+        if (r == 0)
+                r = receive_reply(fd, timeout_ms);
+        close(fd);
+        return r;
+}
