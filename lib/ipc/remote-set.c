@@ -46,7 +46,7 @@ static int64_t monotonic_ms(void) {
 
 /* Wait for the REPLY: its code as a negative errno, 0, or -ETIMEDOUT. */
 static int receive_reply(int fd, int timeout_ms) {
-        max_align_t buf[EV__IPC_MAX_MESSAGE / sizeof(max_align_t) + 1];
+        uint64_t buf[EV__IPC_MAX_MESSAGE / sizeof(uint64_t) + 1];
         int64_t deadline = monotonic_ms() + timeout_ms;
         struct pollfd pfd = { .fd = fd, .events = POLLIN };
 

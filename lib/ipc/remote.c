@@ -36,7 +36,7 @@ struct ev__remote {
         bool trust_page;                    /* the last get returned a snapshot */
         bool stashed;                       /* message holds a STATE not yet made a snapshot */
         struct ev__ipc_message message;
-        max_align_t buf[EV__IPC_MAX_MESSAGE / sizeof(max_align_t) + 1];
+        uint64_t buf[EV__IPC_MAX_MESSAGE / sizeof(uint64_t) + 1];
 };
 
 static uint64_t page_state(const struct ev__remote *r) {

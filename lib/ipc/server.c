@@ -91,7 +91,7 @@ struct ev_value_server {
         atomic_size_t n_peers;
         struct uid_count *uids;
         size_t n_uids;
-        max_align_t buf[EV__IPC_MAX_MESSAGE / sizeof(max_align_t) + 1];
+        uint64_t buf[EV__IPC_MAX_MESSAGE / sizeof(uint64_t) + 1];
 };
 
 /* ------------------------------------------------------------ peer lists */
