@@ -159,6 +159,7 @@ int bench_fan_out(void);
 int bench_peers(void);
 int bench_memory(void);
 int bench_producer_under_load(void);
+int bench_ipc(void);
 
 /* Start fn(arg) on a new thread pinned to cpu, or floating over the CPUs
  * of bench_init for BENCH_ANY_CPU; 0 or a negative errno. */

@@ -40,6 +40,8 @@ static const struct bench_scenario scenarios[] = {
           bench_peers },
         { "memory", "bytes per watcher, per snapshot and per eventfd at 10,000 watchers",
           bench_memory },
+        { "ipc", "a value served to other processes vs raw sockets between the same processes",
+          bench_ipc },
 };
 
 static void usage(FILE *out) {
