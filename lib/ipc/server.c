@@ -76,6 +76,7 @@ struct ev_value_server {
         uid_t euid;
         int listen_fd;
         bool listen_nonblocking;
+        bool listen_paused;     /* out of fds: not polled (listen_pause) */
         bool owns_listen_fd;    /* made by serve_path: closed on free */
         char *path;             /* serve_path's file, unlinked on free; NULL otherwise */
         int epoll_fd;           /* listen_fd, arm_fd, every peer for EPOLLIN */
@@ -126,22 +127,22 @@ static struct uid_count *uid_find(ev_value_server *srv, uid_t uid) {
         return NULL;
 }
 
-/* Count a peer of uid: false when uid has its maximum (or memory ran out). */
-static bool uid_take(ev_value_server *srv, uid_t uid) {
+/* Count a peer of uid: 0, -EUSERS when uid has its maximum, or -ENOMEM. */
+static int uid_take(ev_value_server *srv, uid_t uid) {
         struct uid_count *c = uid_find(srv, uid), *uids;
 
         if (c) {
                 if (c->n >= MAX_PEERS_PER_UID)
-                        return false;
+                        return -EUSERS;
                 c->n++;
-                return true;
+                return 0;
         }
         uids = realloc(srv->uids, (srv->n_uids + 1) * sizeof(*uids));
         if (!uids)
-                return false;
+                return -ENOMEM;
         srv->uids = uids;
         srv->uids[srv->n_uids++] = (struct uid_count){ .uid = uid, .n = 1 };
-        return true;
+        return 0;
 }
 
 static void uid_release(ev_value_server *srv, uid_t uid) {
@@ -149,6 +150,18 @@ static void uid_release(ev_value_server *srv, uid_t uid) {
 
         if (c && --c->n == 0)
                 *c = srv->uids[--srv->n_uids];
+}
+
+/* Stop or resume polling the listening socket.  Out of fds, a waiting
+ * peer cannot be accepted, and a readable listening socket would wake the
+ * producer's loop again and again: it is polled again once a peer leaves
+ * or a set is made. */
+static void listen_pause(ev_value_server *srv, bool pause) {
+        struct epoll_event ev = { .events = pause ? 0 : EPOLLIN, .data.ptr = &srv->listen_fd };
+
+        if (srv->listen_paused != pause &&
+            epoll_ctl(srv->epoll_fd, EPOLL_CTL_MOD, srv->listen_fd, &ev) == 0)
+                srv->listen_paused = pause;
 }
 
 /* Let a peer's last message through even if an unread one fills its
@@ -189,6 +202,7 @@ static void peer_drop(ev_value_server *srv, struct peer *p, int code) {
         if (p->next)
                 p->next->prev = p->prev;
         peer_close(srv, p);
+        listen_pause(srv, false); /* an fd is free */
         uid_release(srv, p->uid);
         atomic_fetch_sub(&srv->n_peers, 1);
         p->dead = true;
@@ -277,7 +291,9 @@ static int peer_send_state(ev_value_server *srv, struct peer *p, uint64_t state,
  * of the stream, so that the peer's fd stays readable. */
 static void peer_finish(ev_value_server *srv, struct peer *p, uint64_t state,
                         const ev_value_snapshot *s) {
-        if (p->sent < state)
+        /* A peer that skipped the current state was sent nothing yet: it
+         * needs the close (and the page) all the same. */
+        if (p->sent < state || !p->has_page)
                 peer_send_state(srv, p, state, s, true);
         shutdown(p->fd, SHUT_WR);
         p->finished = true;
@@ -362,6 +378,7 @@ static void server_publish(struct ev__notify_hook *hook) {
         if (atomic_flag_test_and_set(&srv->busy))
                 return; /* the holder publishes for us */
         atomic_store(&srv->pending, false);
+        listen_pause(srv, false);
         publish_locked(srv);
         server_unlock(srv);
 }
@@ -460,17 +477,19 @@ static int peer_new(ev_value_server *srv, int fd) {
         struct ucred cred;
         socklen_t len = sizeof(cred);
         struct peer *p;
-        int size = 0;
+        int size = 0, r;
 
         if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
                 return -errno;
-        if (!uid_take(srv, cred.uid)) {
+        r = uid_take(srv, cred.uid);
+        if (r == -EUSERS) {
                 struct ev__ipc_header h = { .magic = EV__IPC_MAGIC, .type = EV__IPC_ERROR,
                                             .code = EUSERS };
 
                 ev__ipc_send(fd, &h, NULL, -1, -1);
-                return -EUSERS;
         }
+        if (r < 0)
+                return r;
         p = calloc(1, sizeof(*p));
         /* The smallest send buffer: an unread STATE fills it (see above). */
         if (!p || setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size)) < 0) {
@@ -506,8 +525,12 @@ static void accept_peers(ev_value_server *srv) {
         for (int i = 0; i < PROCESS_EVENTS && listen_ready(srv); i++) {
                 int fd = accept4(srv->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
-                if (fd < 0)
-                        return; /* EAGAIN, or out of fds: the next call tries again */
+                if (fd < 0) {
+                        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+                            errno == ENOMEM)
+                                listen_pause(srv, true);
+                        return;
+                }
                 if (peer_new(srv, fd) < 0)
                         close(fd);
         }
