@@ -14,7 +14,8 @@
  * collects those acknowledgements with one epoll_wait and sends to the
  * peers that are ready and behind; a peer that does not read costs it
  * nothing.  A peer that acknowledges after the set that it missed is sent
- * the newer state by the next set or by process, which arm_fd wakes.
+ * the newer state by the next set or by process, which arm_fd wakes while
+ * such a peer exists (and only then: arm_poll).
  *
  * Sets come from any thread, concurrently with process: whoever takes
  * `busy` does the work, and one that finds it taken leaves `pending` for
@@ -86,6 +87,9 @@ struct ev_value_server {
         atomic_flag busy;
         atomic_bool pending;
         uint64_t published;     /* the newest state published */
+        size_t n_in_flight;     /* watchers with an unread STATE */
+        size_t n_stale;         /* of those, the ones behind published */
+        bool arm_polled;        /* arm_fd is in epoll_fd's interest (arm_poll) */
         int data_fd;            /* memfd of data_version's snapshot, or -1 */
         uint64_t data_version;
         struct peer *peers, *ready, *dead;
@@ -164,6 +168,38 @@ static void listen_pause(ev_value_server *srv, bool pause) {
                 srv->listen_paused = pause;
 }
 
+static bool peer_is_in_flight(const struct peer *p) {
+        return p->role == PEER_WATCHER && !p->ready && !p->finished && !p->dead;
+}
+
+/* p was sent a STATE, which it has not read yet. */
+static void in_flight_enter(ev_value_server *srv, struct peer *p) {
+        srv->n_in_flight++;
+        if (p->sent < srv->published)
+                srv->n_stale++;
+}
+
+/* p read its STATE, or is finished or dropped. */
+static void in_flight_leave(ev_value_server *srv, struct peer *p) {
+        if (!peer_is_in_flight(p))
+                return;
+        srv->n_in_flight--;
+        if (p->sent < srv->published)
+                srv->n_stale--;
+}
+
+/* Poll arm_fd from the producer's loop only while a peer is in flight with
+ * an old state: its acknowledgement must then wake process, which sends it
+ * the newer one.  Otherwise a peer's read would wake the producer's loop
+ * for nothing, once per update and peer. */
+static void arm_poll(ev_value_server *srv, bool poll) {
+        struct epoll_event ev = { .events = poll ? EPOLLIN : 0, .data.ptr = &srv->arm_fd };
+
+        if (srv->arm_polled != poll &&
+            epoll_ctl(srv->epoll_fd, EPOLL_CTL_MOD, srv->arm_fd, &ev) == 0)
+                srv->arm_polled = poll;
+}
+
 /* Let a peer's last message through even if an unread one fills its
  * buffer, and send it: the peer is about to be closed. */
 static void peer_send_last(struct peer *p, const struct ev__ipc_header *h, const void *data,
@@ -194,6 +230,7 @@ static void peer_drop(ev_value_server *srv, struct peer *p, int code) {
 
                 peer_send_last(p, &h, NULL, -1, -1);
         }
+        in_flight_leave(srv, p);
         ready_remove(srv, p);
         if (p->prev)
                 p->prev->next = p->next;
@@ -296,6 +333,7 @@ static void peer_finish(ev_value_server *srv, struct peer *p, uint64_t state,
         if (p->sent < state || !p->has_page)
                 peer_send_state(srv, p, state, s, true);
         shutdown(p->fd, SHUT_WR);
+        in_flight_leave(srv, p);
         p->finished = true;
         ready_remove(srv, p);
 }
@@ -312,10 +350,12 @@ static void collect_acknowledgements(ev_value_server *srv) {
 
                         if (p->dead || p->finished)
                                 continue;
-                        if (ev[i].events & (EPOLLERR | EPOLLHUP))
+                        if (ev[i].events & (EPOLLERR | EPOLLHUP)) {
                                 peer_drop(srv, p, 0);
-                        else
+                        } else {
+                                in_flight_leave(srv, p);
                                 ready_add(srv, p);
+                        }
                 }
         } while (n == PROCESS_EVENTS);
 }
@@ -330,6 +370,7 @@ static void publish_locked(ev_value_server *srv) {
         if (state > srv->published) {
                 atomic_store_explicit(&srv->page->state, state, memory_order_release);
                 srv->published = state;
+                srv->n_stale = srv->n_in_flight; /* they all have older ones */
         }
         collect_acknowledgements(srv);
         if (state & EV_VALUE_STATE_CLOSED) {
@@ -344,12 +385,15 @@ static void publish_locked(ev_value_server *srv) {
                         if (p->sent >= state)
                                 continue;
                         r = peer_send_state(srv, p, state, s, false);
-                        if (r == 0 || r == -EAGAIN)
+                        if (r == 0 || r == -EAGAIN) {
                                 ready_remove(srv, p); /* its read will say when */
-                        else if (r != -ENOMEM && r != -EMFILE && r != -ENFILE)
+                                in_flight_enter(srv, p);
+                        } else if (r != -ENOMEM && r != -EMFILE && r != -ENFILE) {
                                 peer_drop(srv, p, 0);
+                        }
                 }
         }
+        arm_poll(srv, srv->n_stale > 0);
         ev_snapshot_unref(s);
 }
 
@@ -596,8 +640,8 @@ static int check_listener(int fd) {
         return domain == AF_UNIX && type == SOCK_SEQPACKET && listening ? 0 : -EINVAL;
 }
 
-static int epoll_add(int epoll_fd, int fd, void *ptr) {
-        struct epoll_event ev = { .events = EPOLLIN, .data.ptr = ptr };
+static int epoll_add(int epoll_fd, int fd, uint32_t events, void *ptr) {
+        struct epoll_event ev = { .events = events, .data.ptr = ptr };
 
         return epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
 }
@@ -632,9 +676,9 @@ static int server_open(ev_value_server *srv) {
         if (r < 0)
                 return r;
         srv->page_fd = r;
-        r = epoll_add(srv->epoll_fd, srv->listen_fd, &srv->listen_fd);
-        if (r == 0)
-                r = epoll_add(srv->epoll_fd, srv->arm_fd, &srv->arm_fd);
+        r = epoll_add(srv->epoll_fd, srv->listen_fd, EPOLLIN, &srv->listen_fd);
+        if (r == 0) /* polled by arm_poll */
+                r = epoll_add(srv->epoll_fd, srv->arm_fd, 0, &srv->arm_fd);
         return r;
 }
 
