@@ -68,7 +68,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define SEALS_ALL (F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
 #define SEALS_PAGE (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL | F_SEAL_FUTURE_WRITE)
 #define MAX_STEPS 256
-#define N_SENT 64       /* STATEs remembered for the check of the bytes */
+#define N_SENT MAX_STEPS /* every STATE sent, for the check of the bytes */
 #define N_HELD 4
 
 enum op_code {
@@ -139,8 +139,9 @@ static struct session {
         bool last_gave_snapshot;
         bool last_was_eagain_readable;
         ev_value_snapshot *held[N_HELD];
-        uint64_t held_version[N_HELD];
+        struct sent held_rec[N_HELD];   /* what each held snapshot must hold */
         ev_value_snapshot *latest;
+        struct sent latest_rec;
 } S;
 
 static unsigned char buf[EV__IPC_MAX_MESSAGE + 4096];
@@ -207,19 +208,22 @@ static bool watcher_readable(void) {
         return poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLIN | POLLHUP | POLLERR));
 }
 
-static bool sent_matches(const ev_value_snapshot *s) {
+static bool snapshot_is(const ev_value_snapshot *s, const struct sent *x) {
         static unsigned char expect[EV__IPC_INLINE_MAX + 8192];
-        uint64_t version = ev_snapshot_version(s);
 
-        for (unsigned i = 0; i < N_SENT && i < S.n_sent; i++) {
-                const struct sent *x = &S.sent[i];
+        if (x->version != ev_snapshot_version(s) || x->size != ev_snapshot_size(s))
+                return false;
+        fill(expect, x->size, x->seed);
+        return memcmp(expect, ev_snapshot_data(s), x->size) == 0;
+}
 
-                if (x->version != version || x->size != ev_snapshot_size(s))
-                        continue;
-                fill(expect, x->size, x->seed);
-                if (memcmp(expect, ev_snapshot_data(s), x->size) == 0)
+/* Whether s is one of the STATEs sent; *ret: which. */
+static bool sent_matches(const ev_value_snapshot *s, struct sent *ret) {
+        for (unsigned i = 0; i < N_SENT && i < S.n_sent; i++)
+                if (snapshot_is(s, &S.sent[i])) {
+                        *ret = S.sent[i];
                         return true;
-        }
+                }
         return false;
 }
 
@@ -243,7 +247,8 @@ static void checked_get(bool wait) {
                 CHECK(readable, "a snapshot while the fd was not readable");
                 CHECK(version > S.last, "version %llu after %llu", (unsigned long long)version,
                       (unsigned long long)S.last);
-                CHECK(sent_matches(s), "version %llu (%zu bytes): not what the server sent",
+                CHECK(sent_matches(s, &S.latest_rec),
+                      "version %llu (%zu bytes): not what the server sent",
                       (unsigned long long)version, ev_snapshot_size(s));
                 CHECK(ev_snapshot_size(s) == 0 ||
                               (uintptr_t)ev_snapshot_data(s) % alignof(max_align_t) == 0,
@@ -504,8 +509,7 @@ static void session_end(void) {
         for (int i = 0; i < N_HELD; i++) {
                 if (!S.held[i])
                         continue;
-                CHECK(ev_snapshot_version(S.held[i]) == S.held_version[i], "a held snapshot changed");
-                CHECK(sent_matches(S.held[i]), "a held snapshot's bytes changed");
+                CHECK(snapshot_is(S.held[i], &S.held_rec[i]), "a held snapshot changed");
                 S.held[i] = ev_snapshot_unref(S.held[i]);
         }
         S.latest = ev_snapshot_unref(S.latest);
@@ -549,7 +553,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                         for (int i = 0; i < N_HELD; i++)
                                 if (!S.held[i] && S.latest) {
                                         S.held[i] = ev_snapshot_ref(S.latest);
-                                        S.held_version[i] = ev_snapshot_version(S.latest);
+                                        S.held_rec[i] = S.latest_rec;
                                         break;
                                 }
                         break;
