@@ -190,36 +190,73 @@ static int take_fds(struct msghdr *msg, int fds[CONTROL_FDS]) {
         return (int)n;
 }
 
-int ev__ipc_recv(int fd, void *buf, bool from_server, struct ev__ipc_message *ret) {
+static void close_fds(const int *fds, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                close(fds[i]);
+}
+
+int ev__ipc_recv_batch(int fd, void *const bufs[], size_t n, bool from_server,
+                       struct ev__ipc_message ret[], bool *ret_ended) {
         union {
                 struct cmsghdr align;
                 char buf[CMSG_SPACE(sizeof(int) * CONTROL_FDS)];
-        } control;
-        struct iovec iov = { .iov_base = buf, .iov_len = EV__IPC_MAX_MESSAGE };
-        struct msghdr msg = {
-                .msg_iov = &iov,
-                .msg_iovlen = 1,
-                .msg_control = control.buf,
-                .msg_controllen = sizeof(control.buf),
-        };
-        int fds[CONTROL_FDS];
-        ssize_t n = recvmsg(fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-        int n_fds, r;
+        } control[EV__IPC_MAX_BATCH];
+        struct iovec iov[EV__IPC_MAX_BATCH];
+        struct mmsghdr mm[EV__IPC_MAX_BATCH];
+        int fds[EV__IPC_MAX_BATCH][CONTROL_FDS], n_fds[EV__IPC_MAX_BATCH] = { 0 };
+        size_t got, decoded = 0;
+        bool ended = false, broken = false;
+        int k;
 
-        if (n < 0)
-                return errno == EWOULDBLOCK ? -EAGAIN : -errno;
-        n_fds = take_fds(&msg, fds);
-        if (n_fds < 0)
-                return n_fds;
-        if (n == 0 && n_fds == 0 && !(msg.msg_flags & MSG_CTRUNC))
-                return 0; /* the end of the stream */
-        r = ev__ipc_decode(buf, (size_t)n, fds, (size_t)n_fds, msg.msg_flags, from_server, ret);
-        if (r < 0) {
-                for (int i = 0; i < n_fds; i++)
-                        close(fds[i]);
-                return r;
+        if (n > EV__IPC_MAX_BATCH)
+                n = EV__IPC_MAX_BATCH;
+        memset(mm, 0, sizeof(mm));
+        for (size_t i = 0; i < n; i++) {
+                iov[i] = (struct iovec){ .iov_base = bufs[i], .iov_len = EV__IPC_MAX_MESSAGE };
+                mm[i].msg_hdr.msg_iov = &iov[i];
+                mm[i].msg_hdr.msg_iovlen = 1;
+                mm[i].msg_hdr.msg_control = control[i].buf;
+                mm[i].msg_hdr.msg_controllen = sizeof(control[i].buf);
         }
-        return 1;
+        k = recvmmsg(fd, mm, (unsigned)n, MSG_DONTWAIT | MSG_CMSG_CLOEXEC, NULL);
+        if (k < 0)
+                return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+        got = (size_t)k;
+        /* Every fd first, so that a violation anywhere closes them all. */
+        for (size_t i = 0; i < got; i++) {
+                n_fds[i] = take_fds(&mm[i].msg_hdr, fds[i]);
+                if (n_fds[i] < 0) {
+                        n_fds[i] = 0;
+                        broken = true;
+                }
+        }
+        for (size_t i = 0; i < got && !ended && !broken; i++) {
+                struct msghdr *h = &mm[i].msg_hdr;
+
+                /* An empty message without fds is the end of the stream
+                 * (recvmmsg counts it), and so is everything after it. */
+                if (mm[i].msg_len == 0 && n_fds[i] == 0 && !(h->msg_flags & MSG_CTRUNC))
+                        ended = true;
+                else if (ev__ipc_decode(bufs[i], mm[i].msg_len, fds[i], (size_t)n_fds[i],
+                                        h->msg_flags, from_server, &ret[i]) < 0)
+                        broken = true;
+                else
+                        decoded++;
+        }
+        if (broken) {
+                for (size_t i = 0; i < got; i++)
+                        close_fds(fds[i], (size_t)n_fds[i]);
+                return -EPROTO;
+        }
+        *ret_ended = ended;
+        return (int)decoded;
+}
+
+int ev__ipc_recv(int fd, void *buf, bool from_server, struct ev__ipc_message *ret) {
+        bool ended;
+        int r = ev__ipc_recv_batch(fd, &buf, 1, from_server, ret, &ended);
+
+        return r == 0 && !ended ? -EAGAIN : r;
 }
 
 void ev__ipc_message_close(struct ev__ipc_message *m) {

@@ -79,6 +79,7 @@ struct ev__ipc_header {
 /* What the state page holds. */
 struct ev__ipc_page {
         _Atomic uint64_t state;
+        _Atomic uint64_t gone;  /* 1 once the server is freed */
 };
 
 /* One received message, checked: fds taken from every SCM_RIGHTS. */
@@ -94,6 +95,15 @@ struct ev__ipc_message {
  * *ret filled (its fds are the caller's), 0 at end of stream, -EAGAIN,
  * -EPROTO (every fd received is closed), or another negative errno. */
 int ev__ipc_recv(int fd, void *buf, bool from_server, struct ev__ipc_message *ret);
+/* Receive up to n (at most EV__IPC_MAX_BATCH) messages with one system
+ * call, each into its buffer and checked: how many messages, with
+ * *ret_ended telling whether the stream ended after them; -EAGAIN when
+ * none waited; -EPROTO when any of them broke the protocol (every fd of
+ * the batch closed); or another negative errno.  One call thus tells a
+ * consumer what waits and whether anything may still come. */
+#define EV__IPC_MAX_BATCH 2
+int ev__ipc_recv_batch(int fd, void *const bufs[], size_t n, bool from_server,
+                       struct ev__ipc_message ret[], bool *ret_ended);
 /* Check n bytes of buf and the fds that came with them (msg_flags as
  * recvmsg gave them): 0 with *ret filled, or -EPROTO.  Takes no fd. */
 int ev__ipc_decode(const void *buf, size_t n, const int *fds, size_t n_fds, int msg_flags,

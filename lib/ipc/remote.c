@@ -33,10 +33,14 @@ struct ev__remote {
         const struct ev__ipc_page *page;    /* NULL until the first STATE */
         uint64_t seen;                      /* state of what get returned last */
         int end;                            /* 0, or what every get returns from now */
-        bool trust_page;                    /* the last get returned a snapshot */
-        bool stashed;                       /* message holds a STATE not yet made a snapshot */
-        struct ev__ipc_message message;
-        uint64_t buf[EV__IPC_MAX_MESSAGE / sizeof(uint64_t) + 1];
+        bool trust_page;                    /* the last get returned a snapshot and
+                                             * saw the stream alive with nothing more */
+        bool ended;                         /* the stream ended after messages[] */
+        /* The last batch received; those from next on are still to apply
+         * (a get that ran out of memory keeps them for the next). */
+        size_t n_messages, next;
+        struct ev__ipc_message messages[EV__IPC_MAX_BATCH];
+        uint64_t buf[EV__IPC_MAX_BATCH][EV__IPC_MAX_MESSAGE / sizeof(uint64_t) + 1];
 };
 
 static uint64_t page_state(const struct ev__remote *r) {
@@ -53,11 +57,12 @@ static int remote_finish(struct ev__remote *r, int end) {
         return r->end;
 }
 
-/* The stream ended: the close reached the watcher if a message or the
- * page said so for the version it has, else the connection was lost. */
-static int remote_lost(struct ev__remote *r) {
-        bool closed = (r->seen & EV_VALUE_STATE_CLOSED) ||
-                      (r->page && page_state(r) == (r->seen | EV_VALUE_STATE_CLOSED));
+/* The stream ended, the watcher having received state: the close reached
+ * it if a message or the page said so for the version it has, else the
+ * connection was lost. */
+static int remote_lost(const struct ev__remote *r, uint64_t state) {
+        bool closed = (state & EV_VALUE_STATE_CLOSED) ||
+                      (r->page && page_state(r) == (state | EV_VALUE_STATE_CLOSED));
 
         return closed ? -EPIPE : -ECONNRESET;
 }
@@ -95,8 +100,14 @@ static int remote_apply(struct ev__remote *r, struct ev__ipc_message *m, uint64_
         const struct ev__ipc_page *page;
         int k;
 
-        if (m->header.type != EV__IPC_STATE)
-                return m->header.type == EV__IPC_ERROR ? -(int)m->header.code : -EPROTO;
+        if (m->header.type != EV__IPC_STATE) {
+                /* The server says why it dropped this peer; any other
+                 * error it might name is a violation. */
+                bool known = m->header.type == EV__IPC_ERROR &&
+                             (m->header.code == EPROTO || m->header.code == EUSERS);
+
+                return known ? -(int)m->header.code : -EPROTO;
+        }
         if ((m->page_fd >= 0) == (r->page != NULL) || m->header.state <= *state ||
             ((m->header.flags & EV__IPC_NO_DATA) ? (m->header.state >> 1) < (*state >> 1)
                                                   : (m->header.state >> 1) <= (*state >> 1)))
@@ -123,32 +134,52 @@ static int remote_apply(struct ev__remote *r, struct ev__ipc_message *m, uint64_
         return 0;
 }
 
-/* Receive until nothing newer waits: the newest snapshot in *s, the state
- * received in *state; 0, or the end the stream reached. */
-static int remote_receive(struct ev__remote *r, uint64_t *state, ev_value_snapshot **s) {
-        for (;;) {
-                int k;
+static void remote_drop_batch(struct ev__remote *r) {
+        for (; r->next < r->n_messages; r->next++)
+                ev__ipc_message_close(&r->messages[r->next]);
+}
 
-                if (!r->stashed) {
-                        k = ev__ipc_recv(r->fd, r->buf, true, &r->message);
-                        if (k == -EAGAIN)
-                                return 0;
-                        if (k == -EPROTO)
-                                return -EPROTO;
-                        if (k <= 0)
-                                return remote_lost(r);
-                        r->stashed = true;
-                }
-                k = remote_apply(r, &r->message, state, s);
+/* Apply the messages of the last batch not yet applied. */
+static int remote_apply_batch(struct ev__remote *r, uint64_t *state, ev_value_snapshot **s) {
+        while (r->next < r->n_messages) {
+                int k = remote_apply(r, &r->messages[r->next], state, s);
+
                 if (k == -ENOMEM)
-                        return k; /* stashed: the next get tries again */
-                r->stashed = false;
+                        return k; /* kept: the next get tries again */
+                ev__ipc_message_close(&r->messages[r->next]);
+                r->next++;
                 if (k < 0) {
-                        ev__ipc_message_close(&r->message);
+                        remote_drop_batch(r);
                         return k;
                 }
-                /* Nothing newer can wait once the page shows no more. */
-                if ((*state & EV_VALUE_STATE_CLOSED) || page_state(r) <= *state)
+        }
+        return 0;
+}
+
+/* Receive everything that waits, two messages per system call: the newest
+ * snapshot in *s, the state in *state.  0 once a batch came up short with
+ * the stream alive (nothing more waited then), or the end it reached.  So
+ * a get that returns a snapshot has also seen whether the server still
+ * lives, and an edge-triggered loop that drains until -EAGAIN cannot miss
+ * a hang-up that came with its last update. */
+static int remote_receive(struct ev__remote *r, uint64_t *state, ev_value_snapshot **s) {
+        void *bufs[EV__IPC_MAX_BATCH] = { r->buf[0], r->buf[1] };
+        int k = remote_apply_batch(r, state, s); /* what a get out of memory kept */
+
+        for (;;) {
+                if (k < 0)
+                        return k;
+                if (r->ended)
+                        return remote_lost(r, *state);
+                k = ev__ipc_recv_batch(r->fd, bufs, EV__IPC_MAX_BATCH, true, r->messages, &r->ended);
+                r->n_messages = r->next = 0;
+                if (k == -EAGAIN)
+                        return 0;
+                if (k < 0)
+                        return k == -EPROTO ? k : remote_lost(r, *state);
+                r->n_messages = (size_t)k;
+                k = remote_apply_batch(r, state, s);
+                if (k == 0 && !r->ended && r->n_messages < EV__IPC_MAX_BATCH)
                         return 0;
         }
 }
@@ -160,21 +191,21 @@ int ev__remote_take(struct ev__remote *r, ev_value_snapshot **ret) {
 
         if (r->end)
                 return r->end;
-        if (r->trust_page && page_state(r) <= r->seen) {
+        if (r->trust_page && !atomic_load(&r->page->gone) && page_state(r) <= r->seen) {
                 r->trust_page = false;
                 return -EAGAIN;
         }
         end = remote_receive(r, &state, &s);
         if (end == -ENOMEM && !s)
                 return -ENOMEM;
-        if (end == -EPROTO || (end < 0 && end != -ENOMEM && end != -EPIPE && end != -ECONNRESET))
+        if (end == -EPROTO || end == -EUSERS)
                 s = ev_snapshot_unref(s); /* a broken stream's snapshots are not returned */
         r->seen = state;
-        if (state & EV_VALUE_STATE_CLOSED)
+        if (end == 0 && (state & EV_VALUE_STATE_CLOSED))
                 end = -EPIPE;
         if (end < 0 && end != -ENOMEM)
                 remote_finish(r, end);
-        r->trust_page = s != NULL && r->page;
+        r->trust_page = s != NULL && end == 0;
         if (!s)
                 return r->end ? r->end : -EAGAIN;
         *ret = s;
@@ -186,8 +217,7 @@ int ev__remote_end(const struct ev__remote *r) {
 }
 
 void ev__remote_free(struct ev__remote *r) {
-        if (r->stashed)
-                ev__ipc_message_close(&r->message);
+        remote_drop_batch(r);
         if (r->page)
                 munmap((void *)r->page, EV__IPC_PAGE_SIZE);
         close(r->fd);

@@ -491,6 +491,11 @@ static int peer_handle(ev_value_server *srv, struct peer *p, struct ev__ipc_mess
         r = peer_set(srv, p, m);
         if (r == -EPROTO)
                 return EPROTO;
+        /* The set's own publish found busy taken (by this process call):
+         * publish now, so that the answer comes after the watchers were
+         * sent the new state. */
+        if (r == 0)
+                publish_locked(srv);
         reply.code = (uint32_t)-r;
         /* A setter that does not read its answers is dropped, not queued for. */
         return ev__ipc_send(p->fd, &reply, NULL, -1, -1) < 0 ? -1 : 0;
@@ -820,6 +825,9 @@ EV_VALUE_PUBLIC ev_value_server *ev_value_server_free(ev_value_server *srv) {
         /* After this no set publishes to it. */
         ev__notify_remove_hook(srv->value, &srv->hook);
         server_lock(srv);
+        /* A watcher's get that trusts the page would take the end below
+         * for nothing new: the page tells it to ask the socket. */
+        atomic_store(&srv->page->gone, 1);
         state = current_state(srv->value, &s);
         for (p = srv->peers; p; p = next) {
                 next = p->next;
