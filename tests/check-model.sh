@@ -1,20 +1,26 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
 #
-# Model check of the notification protocol: lib/notify.pml is a Promela
-# model of notify.c and the parts of value.c and watcher.c it meets (what
-# it checks is in its comment).  For each run this script has spin
-# generate the verifier pan.c, compiles it and runs an exhaustive search of
-# the model's states.  The model, in each configuration (watchers made
-# before the set and the close, one of them closed at any point; one
-# watcher made while they run), must show no error after a complete
-# search; each mutant, a deliberately broken variant selected with -D,
-# must show one, so that we know the check can fail.  Prints one line per
-# run with the states stored, the errors and the search time, and for an
-# error in the model the counterexample replayed by spin.  Works in a
-# temporary directory.  A complete search takes about a minute and 1.4 GB
-# per configuration; --full adds the late watcher beside a closing one
-# (about 64 million states, 3.4 GB), which CI runs once.
+# Model checks: lib/notify.pml is a Promela model of the notification
+# protocol, notify.c and the parts of value.c and watcher.c it meets;
+# lib/ipc/server.pml models the remote notification, server.c's publish to
+# its peers and the get of remote.c (what each checks is in its comment).
+# For each run this script has spin generate the verifier pan.c, compiles
+# it and runs an exhaustive search of the model's states.  Each model, in
+# each configuration (notify.pml: watchers made before the set and the
+# close, one of them closed at any point; one watcher made while they run;
+# server.pml: two setters, the producer's loop, two peers, one of which may
+# die), must show no error after a complete search; each mutant, a
+# deliberately broken variant selected with -D, must show one, so that we
+# know the check can fail.  Prints one line per run with the states
+# stored, the errors and the search time, and for an error in the model
+# the counterexample replayed by spin.  Works in a temporary directory.  A
+# complete search of notify.pml takes about a minute and 1.4 GB per
+# configuration, of server.pml about 5 s and 0.35 GB; --full adds, for
+# notify.pml, the late watcher beside a closing one (about 64 million
+# states, 3.4 GB), and for server.pml a peer accepted while the sets run,
+# beside consumers that mix both ways of calling get (about 47 million
+# states, 2.8 GB, a minute and a half), which CI runs once.
 #
 # Environment: top_srcdir (default .), SPIN (default spin), CC (default
 # cc; it also serves as spin's preprocessor).  Skips when either is missing.
@@ -23,11 +29,12 @@
 full=false
 [ "${1:-}" = --full ] && full=true
 
-model=$top_srcdir/lib/notify.pml
-if [ ! -f "$model" ]; then
-        echo "check-model: $model not found" >&2
-        exit 1
-fi
+for model in "$top_srcdir/lib/notify.pml" "$top_srcdir/lib/ipc/server.pml"; do
+        if [ ! -f "$model" ]; then
+                echo "check-model: $model not found" >&2
+                exit 1
+        fi
+done
 if ! command -v "$SPIN" >/dev/null 2>&1; then
         echo "check-model: SKIP: $SPIN not found; install spin (e.g. apt-get install spin)"
         exit 77
@@ -46,7 +53,7 @@ trap 'exit 1' HUP INT TERM
 
 n_fail=0
 
-# run NAME EXPECT [SPIN-OPTION...]: verify the model preprocessed with the
+# run NAME EXPECT [SPIN-OPTION...]: verify $model preprocessed with the
 # options; EXPECT is "pass" (no error, complete search) or "fail" (at least
 # one error).  Each run has its own directory, with its own copy of the
 # model so that spin's messages and the trail file have a short name.
@@ -55,7 +62,8 @@ run() {
         expect=$2
         shift 2
         dir=$tmp/$name
-        mkdir "$dir" && cp "$model" "$dir/notify.pml" || exit 1
+        pml=${model##*/}
+        mkdir "$dir" && cp "$model" "$dir/$pml" || exit 1
         # The searches of the model visit tens of millions of states, where
         # -O1 beats -O2 on compile plus search time; a mutant's search ends
         # at its first error, so compile time is all.
@@ -70,7 +78,7 @@ run() {
         # -DBITSTATE, -DHC or -DMA: the search must be exhaustive.  -m: the
         # depth bound, far beyond the model's ~250.
         # shellcheck disable=SC2086
-        if ! (cd "$dir" && "$SPIN" -P"$CC -E -x c" "$@" -a notify.pml) >"$dir/spin.log" 2>&1 ||
+        if ! (cd "$dir" && "$SPIN" -P"$CC -E -x c" "$@" -a "$pml") >"$dir/spin.log" 2>&1 ||
                 ! (cd "$dir" && $CC $opt -w -DSAFETY -DCOLLAPSE -o pan pan.c) >"$dir/cc.log" 2>&1; then
                 echo "FAIL: $name: could not build the verifier"
                 cat "$dir/spin.log" "$dir/cc.log" 2>/dev/null | tail -n 30
@@ -104,7 +112,7 @@ run() {
                 echo "FAIL: $summary: $first"
                 echo "---- counterexample (spin -t -p, last 250 lines):"
                 # shellcheck disable=SC2086
-                (cd "$dir" && "$SPIN" -P"$CC -E -x c" "$@" -t -p notify.pml) 2>&1 | tail -n 250
+                (cd "$dir" && "$SPIN" -P"$CC -E -x c" "$@" -t -p "$pml") 2>&1 | tail -n 250
                 n_fail=$((n_fail + 1))
         elif [ "$errors" -gt 0 ]; then
                 echo "PASS: $summary, caught: $first"
@@ -115,6 +123,7 @@ run() {
 }
 
 start=$(date +%s)
+model=$top_srcdir/lib/notify.pml
 run model pass
 run model-late-watcher pass -DLATE_WATCHER -DNO_WATCHER_CLOSE
 if $full; then
@@ -124,6 +133,18 @@ for bug in BUG_CLEAR_ORDER BUG_NO_WRITING_WAIT BUG_COLLECT_BEFORE_STATE \
         BUG_STATE_BEFORE_SNAPSHOT BUG_REARM_CLOSED BUG_NO_RECHECK BUG_NO_REVISIT \
         BUG_SIGNAL_NO_CAS BUG_FREE_HELD; do
         run "$bug" fail -D"$bug"
+done
+
+# The remote notification: the peer that may die makes a superset of the
+# runs where both live, so one configuration covers both.
+model=$top_srcdir/lib/ipc/server.pml
+run server-model pass -DPEER_DIES
+if $full; then
+        run server-model-late-peer pass -DPEER_DIES -DLATE_PEER -DANY_GETS
+fi
+for bug in BUG_NO_RECHECK BUG_NO_READY_ADD BUG_STAY_READY BUG_RECHECK_NO_TAS \
+        BUG_PENDING_LATE BUG_PAGE_AFTER_SEND; do
+        run "server-$bug" fail -DPEER_DIES -D"$bug"
 done
 
 echo "check-model: $n_fail failed, $(( $(date +%s) - start )) s"

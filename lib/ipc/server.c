@@ -21,6 +21,7 @@
  * `busy` does the work, and one that finds it taken leaves `pending` for
  * the holder, which publishes again before it lets go.  So a set never
  * waits, and sends never block (MSG_DONTWAIT).
+ * lib/ipc/server.pml models this for spin.
  */
 #include "config.h"
 
