@@ -203,6 +203,19 @@ static int count_fds_quietly(void) {
         return n;
 }
 
+/* Resident set size in bytes, or 0 without /proc. */
+static uint64_t resident_bytes(void) {
+        unsigned long size, resident;
+        FILE *f = fopen("/proc/self/statm", "re");
+        int n;
+
+        if (!f)
+                return 0;
+        n = fscanf(f, "%lu %lu", &size, &resident);
+        fclose(f);
+        return n == 2 ? (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE) : 0;
+}
+
 /* ------------------------------------------------------- data */
 
 /* The bytes of a snapshot of size bytes made with seed: every byte depends
@@ -280,6 +293,7 @@ enum producer_op {
         OP_WAIT_PEERS,   /* process until n peers and nothing left to read */
         OP_PEEK,         /* the current snapshot */
         OP_FD_COUNT,     /* the producer's open fds */
+        OP_RSS,          /* the producer's resident bytes */
         OP_FREE,         /* ev_value_server_free */
         OP_EXIT,         /* release everything and _exit(0) */
 };
@@ -410,6 +424,10 @@ static void producer_command(struct producer_state *p, const struct command *c) 
         case OP_FD_COUNT:
                 reply.r = count_fds_quietly();
                 reply.n = (uint64_t)reply.r;
+                break;
+        case OP_RSS:
+                reply.n = resident_bytes();
+                reply.r = reply.n > 0 ? 0 : -ENOENT;
                 break;
         case OP_FREE:
                 p->srv = ev_value_server_free(p->srv);
@@ -2297,8 +2315,14 @@ Test(ipc, socket_activation_and_a_restarted_service, .timeout = 60) {
 
 /* ================================================= connection churn */
 
+/* How much the producer's and the consumer's resident memory may grow over
+ * the cycles: what the allocator keeps, not a peer's worth per cycle
+ * (10,000 leaked peers would be several megabytes). */
+#define CYCLES_RSS_SLACK (512 * 1024)
+
 Test(ipc, connect_close_cycles_leak_nothing, .timeout = 180) {
         unsigned cycles = scaled(10000, 300);
+        uint64_t consumer_rss, producer_rss;
         int consumer_fds, producer_fds;
         struct reply reply;
         char path[128];
@@ -2324,6 +2348,9 @@ Test(ipc, connect_close_cycles_leak_nothing, .timeout = 180) {
         reply = producer_op(&p, OP_FD_COUNT);
         cr_assert_gt(reply.r, 0, "the producer could not count its fds");
         producer_fds = reply.r;
+        reply = producer_op(&p, OP_RSS);
+        producer_rss = reply.n;
+        consumer_rss = resident_bytes();
 
         for (unsigned i = 0; i < cycles; i++) {
                 w = connect_or_fail(path, i % 10 == 5 ? EV_VALUE_WATCH_SKIP_CURRENT : 0);
@@ -2344,5 +2371,17 @@ Test(ipc, connect_close_cycles_leak_nothing, .timeout = 180) {
         reply = producer_op(&p, OP_FD_COUNT);
         cr_assert_eq(reply.r, producer_fds, "the producer has %d fds after %u cycles, %d before",
                      reply.r, cycles, producer_fds);
+        /* Under valgrind (scaled counts) the resident memory is the tool's,
+         * and memcheck's leak check says more. */
+        if (cycles == 10000) {
+                reply = producer_op(&p, OP_RSS);
+                cr_assert_leq(reply.n, producer_rss + CYCLES_RSS_SLACK,
+                              "the producer's RSS grew from %llu to %llu bytes",
+                              (unsigned long long)producer_rss,
+                              (unsigned long long)reply.n);
+                cr_assert_leq(resident_bytes(), consumer_rss + CYCLES_RSS_SLACK,
+                              "the consumer's RSS grew from %llu to %llu bytes",
+                              (unsigned long long)consumer_rss, (unsigned long long)resident_bytes());
+        }
         producer_exit(&p);
 }
