@@ -27,11 +27,14 @@
  *               set nothing (target 2x).
  *   1 MiB       from the producer's set to the consumer in the other
  *               process holding the snapshot and having read every byte
- *               of it, against a write() of 1 MiB on a SOCK_STREAM socket
- *               pair between the same processes, read() in full and read
- *               alike (no target: the sealed memfd saves the copies through
- *               the socket, and pays for a new file, a mapping and its page
- *               faults instead).
+ *               of it (timed before it lets go), against a write() of 1 MiB
+ *               on a SOCK_STREAM socket pair between the same processes,
+ *               read() in full into a warm buffer and read alike (no
+ *               target: the sealed memfd saves the copies through the
+ *               socket, and pays for a new file, a mapping and its page
+ *               faults instead); and, as a second baseline, the same read()
+ *               into memory mapped for it, as a consumer keeping the bytes
+ *               as a snapshot would need.
  *   set-to-get  the same for the sizes around the inline limit
  *               (EV__IPC_INLINE_MAX), against one SOCK_SEQPACKET message of
  *               that size.
@@ -962,12 +965,13 @@ static int idle_compare(void) {
 
 /* ---- set-to-get: a snapshot crossing to the other process ---- */
 
-enum xfer_mech { XFER_EVV, XFER_STREAM, XFER_SEQPACKET };
+enum xfer_mech { XFER_EVV, XFER_STREAM, XFER_SEQPACKET, XFER_STREAM_NEW };
 
 static const char *const xfer_names[] = {
         [XFER_EVV] = "libevvalue set to get",
         [XFER_STREAM] = "raw SOCK_STREAM write+read",
         [XFER_SEQPACKET] = "raw SEQPACKET send+recv",
+        [XFER_STREAM_NEW] = "raw STREAM into new mmap",
 };
 
 struct xfer_proc {
@@ -980,48 +984,68 @@ struct xfer_proc {
         unsigned char byte;            /* the producer's last fill */
 };
 
-/* Wait for size bytes of byte through mech, read every one: their sum. */
+/* Wait for size bytes of byte through mech and read every one: their sum,
+ * and the time when the consumer had done so (before it lets go of the
+ * snapshot or the memory).  XFER_STREAM reads into a warm buffer;
+ * XFER_STREAM_NEW into memory mapped for the transfer, as a consumer that
+ * keeps the bytes (a snapshot) would. */
 static int xfer_receive(struct xfer_proc *p, enum xfer_mech mech, size_t size,
-                        unsigned char byte, uint64_t *ret_sum) {
+                        unsigned char byte, uint64_t *ret_sum, uint64_t *ret_t1) {
         struct ipc_loop bare = { .ctl = p->loop.ctl };
-        int fd = mech == XFER_STREAM ? p->stream : p->seqpacket;
+        int fd = mech == XFER_SEQPACKET ? p->seqpacket : p->stream;
+        unsigned char *buf = p->buf;
         size_t got = 0;
+        int r = 0;
 
         if (mech == XFER_EVV)
                 for (;;) {
                         ev_value_snapshot *s;
                         const unsigned char *data;
-                        int r = watch_next(&p->loop, p->w, &s);
 
+                        r = watch_next(&p->loop, p->w, &s);
                         if (r < 0)
                                 return r;
                         data = ev_snapshot_data(s);
                         if (ev_snapshot_size(s) == size && data[0] == byte) {
                                 *ret_sum = sum_words(data, size);
+                                *ret_t1 = bench_now_ns();
                                 ev_snapshot_unref(s);
                                 return 0;
                         }
                         ev_snapshot_unref(s);
                 }
-        while (got < size) {
-                int r = loop_wait(&bare, fd, IPC_WAIT_MS);
+        if (mech == XFER_STREAM_NEW) {
+                buf = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                if (buf == MAP_FAILED)
+                        return -errno;
+        }
+        while (r >= 0 && got < size) {
                 ssize_t n;
 
+                r = loop_wait(&bare, fd, IPC_WAIT_MS);
                 if (r == 0)
                         r = ctl_interrupted(&bare);
                 if (r < 0)
-                        return r;
-                n = recv(fd, p->buf + got, size - got, MSG_DONTWAIT);
+                        break;
+                n = recv(fd, buf + got, size - got, MSG_DONTWAIT);
                 if (n < 0 && errno == EAGAIN)
                         continue;
                 if (n < 0)
-                        return -errno;
-                if (n == 0 || (mech == XFER_SEQPACKET && (size_t)n != size))
-                        return n == 0 ? -ECONNRESET : -EPROTO;
-                got += (size_t)n;
+                        r = -errno;
+                else if (n == 0)
+                        r = -ECONNRESET;
+                else if (mech == XFER_SEQPACKET && (size_t)n != size)
+                        r = -EPROTO;
+                else
+                        got += (size_t)n;
         }
-        *ret_sum = sum_words(p->buf, size);
-        return 0;
+        if (r >= 0) {
+                *ret_sum = sum_words(buf, size);
+                *ret_t1 = bench_now_ns();
+        }
+        if (buf != p->buf)
+                munmap(buf, size);
+        return r < 0 ? r : 0;
 }
 
 /* The child, the consumer: connect, then receive what the benchmark asks. */
@@ -1029,7 +1053,7 @@ static int xfer_child(int ctl, void *arg) {
         struct xfer_proc *p = arg;
         ev_value_snapshot *s;
         struct ipc_ctl m;
-        uint64_t sum = 0;
+        uint64_t sum = 0, t1 = 0;
         int r;
 
         p->loop.ctl = ctl;
@@ -1055,9 +1079,9 @@ static int xfer_child(int ctl, void *arg) {
                 r = ctl_send(ctl, CTL_READY, 0, 0, 0);
                 if (r >= 0)
                         r = xfer_receive(p, (enum xfer_mech)m.code, m.a, (unsigned char)m.b,
-                                         &sum);
+                                         &sum, &t1);
                 if (r >= 0)
-                        r = ctl_send(ctl, CTL_DONE, 0, bench_now_ns(), sum);
+                        r = ctl_send(ctl, CTL_DONE, 0, t1, sum);
         }
         ev_watcher_close(p->w);
         return r < 0 ? r : 0;
@@ -1098,6 +1122,7 @@ static int xfer_once(struct xfer_proc *p, enum xfer_mech mech, size_t size, doub
                 r = ev_value_set(p->value, p->buf, size);
                 break;
         case XFER_STREAM:
+        case XFER_STREAM_NEW:
                 r = xfer_send_all(p->stream, p->buf, size);
                 break;
         default:
@@ -1117,14 +1142,15 @@ static int xfer_once(struct xfer_proc *p, enum xfer_mech mech, size_t size, doub
         return 0;
 }
 
-/* Alternate rounds of mech and base at size: the whole transfer's time
- * into ns, the producer's call's alone into send_ns. */
-static int xfer_pair(struct xfer_proc *p, size_t size, enum xfer_mech base, size_t rounds,
-                     struct bench_samples ns[2], struct bench_samples send_ns[2]) {
-        for (size_t i = 0; i < 2 * rounds; i++) {
-                int which = (int)((i % 2) ^ (i / 2 % 2));
+/* Rounds of each of the n mechanisms at size, the order rotating: the
+ * whole transfer's time into ns[i], the producer's call's alone into
+ * send_ns[i]. */
+static int xfer_rounds(struct xfer_proc *p, size_t size, const enum xfer_mech *mech, size_t n,
+                       size_t rounds, struct bench_samples *ns, struct bench_samples *send_ns) {
+        for (size_t i = 0; i < n * rounds; i++) {
+                size_t which = (i + i / n) % n;
                 double t, t_send;
-                int r = xfer_once(p, which ? base : XFER_EVV, size, &t, &t_send);
+                int r = xfer_once(p, mech[which], size, &t, &t_send);
 
                 if (r < 0)
                         return r;
@@ -1182,9 +1208,10 @@ static int xfer_compare(void) {
 
         for (size_t i = 0; !failed && i <= sizeof(sizes) / sizeof(sizes[0]); i++) {
                 bool big = i == sizeof(sizes) / sizeof(sizes[0]);
-                size_t size = big ? IPC_BIG : sizes[i];
-                enum xfer_mech base = big ? XFER_STREAM : XFER_SEQPACKET;
-                struct bench_samples ns[2] = { { 0 } }, send_ns[2] = { { 0 } };
+                size_t size = big ? IPC_BIG : sizes[i], n = big ? 3 : 2;
+                const enum xfer_mech mech[3] = { XFER_EVV, big ? XFER_STREAM : XFER_SEQPACKET,
+                                                 XFER_STREAM_NEW };
+                struct bench_samples ns[3] = { { 0 } }, send_ns[3] = { { 0 } };
                 char variant[32], note[320];
                 double unused;
 
@@ -1194,23 +1221,24 @@ static int xfer_compare(void) {
                         snprintf(variant, sizeof(variant), "N=%zu %s", size,
                                  size <= EV__IPC_INLINE_MAX ? "inline" : "memfd");
                 xfer_once(&p, XFER_EVV, size, &unused, &unused); /* warm up */
-                r = xfer_pair(&p, size, base, big ? bench_count(100, 5) : bench_count(200, 10),
-                              ns, send_ns);
+                r = xfer_rounds(&p, size, mech, n,
+                                big ? bench_count(100, 5) : bench_count(200, 10), ns, send_ns);
                 if (r < 0) {
-                        report_error(variant, where, xfer_names[XFER_EVV], xfer_names[base], r);
+                        report_error(variant, where, xfer_names[XFER_EVV], "transfer", r);
                         failed = 1;
-                } else {
+                }
+                for (size_t k = 1; !failed && k < n; k++) {
                         snprintf(note, sizeof(note),
                                  "from the producer's send to the consumer (other process, "
                                  "other CPU) having read every byte; %zu transfers each, "
                                  "interleaved; of which the producer's call (set vs send): "
                                  "median %.0f vs %.0f ns",
                                  ns[0].n, bench_samples_quantile(&send_ns[0], 0.5),
-                                 bench_samples_quantile(&send_ns[1], 0.5));
+                                 bench_samples_quantile(&send_ns[k], 0.5));
                         report(variant, where, xfer_names[XFER_EVV], "ns", &ns[0],
-                               xfer_names[base], &ns[1], BENCH_MEDIAN_RATIO, 0, note);
+                               xfer_names[mech[k]], &ns[k], BENCH_MEDIAN_RATIO, 0, note);
                 }
-                for (int k = 0; k < 2; k++) {
+                for (size_t k = 0; k < n; k++) {
                         bench_samples_free(&ns[k]);
                         bench_samples_free(&send_ns[k]);
                 }
