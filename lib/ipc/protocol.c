@@ -234,7 +234,8 @@ int ev__ipc_recv_batch(int fd, void *const bufs[], size_t n, bool from_server,
                 struct msghdr *h = &mm[i].msg_hdr;
 
                 /* An empty message without fds is the end of the stream
-                 * (recvmmsg counts it), and so is everything after it. */
+                 * (recvmmsg counts it), or a peer's empty message, which
+                 * ends it all the same: what follows is dropped. */
                 if (mm[i].msg_len == 0 && n_fds[i] == 0 && !(h->msg_flags & MSG_CTRUNC))
                         ended = true;
                 else if (ev__ipc_decode(bufs[i], mm[i].msg_len, fds[i], (size_t)n_fds[i],
@@ -243,11 +244,12 @@ int ev__ipc_recv_batch(int fd, void *const bufs[], size_t n, bool from_server,
                 else
                         decoded++;
         }
-        if (broken) {
-                for (size_t i = 0; i < got; i++)
-                        close_fds(fds[i], (size_t)n_fds[i]);
+        if (broken)
+                decoded = 0;
+        for (size_t i = decoded; i < got; i++) /* all, or those past the end */
+                close_fds(fds[i], (size_t)n_fds[i]);
+        if (broken)
                 return -EPROTO;
-        }
         *ret_ended = ended;
         return (int)decoded;
 }
