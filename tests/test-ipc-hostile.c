@@ -43,7 +43,7 @@
 
 #define HEADER_SIZE sizeof(struct ev__ipc_header)
 #define SEALS_ALL (F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
-#define BIG_SIZE 4096 /* above EV__IPC_INLINE_MAX: travels in a memfd */
+#define BIG_SIZE (EV__IPC_INLINE_MAX * 2) /* above EV__IPC_INLINE_MAX: travels in a memfd */
 
 /* valgrind announces itself through the preloaded library it injects;
  * under it the loops that make thousands of calls run a tenth as long. */

@@ -2333,13 +2333,13 @@ Test(ipc, connect_close_cycles_leak_nothing, .timeout = 180) {
         PATH_IN_DIR(path, "cycles");
         p = producer_start(path, 0);
         /* Above the inline limit: every first state carries a memfd. */
-        version = producer_set_pattern(&p, 4096, 9);
+        version = producer_set_pattern(&p, 8192, 9);
         /* Once before counting, so that what the first peer makes lazily is there. */
         w = connect_or_fail(path, 0);
         {
                 ev_value_snapshot *s = wait_or_fail(w);
 
-                assert_snapshot_is_pattern(s, version, 4096, 9);
+                assert_snapshot_is_pattern(s, version, 8192, 9);
                 ev_snapshot_unref(s);
         }
         ev_watcher_close(w);
@@ -2357,7 +2357,7 @@ Test(ipc, connect_close_cycles_leak_nothing, .timeout = 180) {
                 if (i % 10 == 0) {
                         ev_value_snapshot *s = wait_or_fail(w);
 
-                        assert_snapshot_is_pattern(s, version, 4096, 9);
+                        assert_snapshot_is_pattern(s, version, 8192, 9);
                         ev_snapshot_unref(s);
                 }
                 ev_watcher_close(w);

@@ -62,11 +62,14 @@ struct ev__ipc_header {
 };
 
 /* The smallest STATE message (see above), and the largest message of
- * either direction: inline data is at most EV__IPC_INLINE_MAX bytes, which
- * fits the smallest send buffer a socket can have; larger data goes in a
- * memfd. */
+ * either direction.  Inline data costs less than a memfd at every size
+ * measured, 256 bytes to 64 KiB (a memfd's creation, writes, seals,
+ * mapping and page faults cost 9 to 12 times a message of the same size:
+ * bench/scenario-ipc.c), so data goes inline up to the most that a socket
+ * of the smallest send buffer takes in one message (4576 bytes here), and
+ * only larger data in a memfd, which then saves the copies. */
 #define EV__IPC_MIN_MESSAGE 256
-#define EV__IPC_INLINE_MAX 2048
+#define EV__IPC_INLINE_MAX 4096
 #define EV__IPC_MAX_MESSAGE (sizeof(struct ev__ipc_header) + EV__IPC_INLINE_MAX)
 #define EV__IPC_PAGE_SIZE 4096
 /* A STATE carries at most the page and the data; more is a violation. */

@@ -607,12 +607,16 @@ EV_VALUE_PUBLIC int ev_value_server_process(ev_value_server *srv) {
 
 /* ------------------------------------------------------------ serving */
 
-/* Whether an unread STATE keeps a socket of the smallest send buffer
- * unwritable until its peer reads it, as the acknowledgements need. */
+/* Whether a socket of the smallest send buffer takes the largest STATE,
+ * and stays unwritable while the smallest one is unread, until its peer
+ * reads it: what the acknowledgements need (Linux's AF_UNIX accounting). */
 static int probe_acknowledgement(void) {
-        struct ev__ipc_header h = { .magic = EV__IPC_MAGIC, .type = EV__IPC_STATE, .state = 1,
-                                    .flags = EV__IPC_NO_DATA };
-        char buf[EV__IPC_MIN_MESSAGE];
+        static const char data[EV__IPC_INLINE_MAX];
+        struct ev__ipc_header largest = { .magic = EV__IPC_MAGIC, .type = EV__IPC_STATE,
+                                          .state = 2, .size = sizeof(data) };
+        struct ev__ipc_header smallest = { .magic = EV__IPC_MAGIC, .type = EV__IPC_STATE,
+                                           .state = 3, .flags = EV__IPC_NO_DATA };
+        char buf[EV__IPC_MAX_MESSAGE];
         struct pollfd pfd = { .events = POLLOUT };
         int sv[2], size = 0, r = -EOPNOTSUPP;
 
@@ -620,7 +624,9 @@ static int probe_acknowledgement(void) {
                 return -errno;
         pfd.fd = sv[0];
         if (setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &size, sizeof(size)) == 0 &&
-            ev__ipc_send(sv[0], &h, NULL, -1, -1) == 0 && poll(&pfd, 1, 0) == 0 &&
+            ev__ipc_send(sv[0], &largest, data, -1, -1) == 0 &&
+            recv(sv[1], buf, sizeof(buf), MSG_DONTWAIT) > 0 &&
+            ev__ipc_send(sv[0], &smallest, NULL, -1, -1) == 0 && poll(&pfd, 1, 0) == 0 &&
             recv(sv[1], buf, sizeof(buf), MSG_DONTWAIT) > 0 && poll(&pfd, 1, 0) == 1)
                 r = 0;
         close(sv[0]);
