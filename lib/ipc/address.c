@@ -2,11 +2,13 @@
 /*
  * Socket addresses of served values: a file system path, or "@name" for a
  * socket in the abstract namespace, which needs no directory and vanishes
- * with its last fd; and connecting to one.
+ * with its last fd; connecting to one; and checking that a socket the
+ * caller hands over is one of ours.
  */
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -48,4 +50,21 @@ int ev__ipc_connect(const struct sockaddr_un *address, unsigned len) {
                 return r;
         }
         return fd;
+}
+
+int ev__ipc_check_socket(int fd, bool listening) {
+        int domain, type, accepting = 0;
+        socklen_t len = sizeof(int);
+
+        if (fcntl(fd, F_GETFD) < 0)
+                return -EBADF;
+        if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0)
+                return errno == ENOTSOCK ? -ENOTSOCK : -EINVAL;
+        len = sizeof(int);
+        if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
+                return -EINVAL;
+        len = sizeof(int);
+        if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) < 0)
+                return -EINVAL;
+        return domain == AF_UNIX && type == SOCK_SEQPACKET && accepting == listening ? 0 : -EINVAL;
 }

@@ -125,6 +125,9 @@ int ev__ipc_address(const char *path, struct sockaddr_un *ret, unsigned *ret_len
 /* A new SOCK_SEQPACKET socket connected to address without waiting for
  * the server (a full backlog gives -EAGAIN), or a negative errno. */
 int ev__ipc_connect(const struct sockaddr_un *address, unsigned len);
+/* fd is an AF_UNIX SOCK_SEQPACKET socket, listening or connected as asked:
+ * 0, -EBADF (not open), -ENOTSOCK or -EINVAL. */
+int ev__ipc_check_socket(int fd, bool listening);
 
 /* memfd.c: data in sealed memfds. */
 /* A memfd holding size bytes of data, sealed against every change. */

@@ -224,22 +224,6 @@ void ev__remote_free(struct ev__remote *r) {
         free(r);
 }
 
-/* fd is a connected AF_UNIX SOCK_SEQPACKET socket. */
-static int check_connection(int fd) {
-        int domain, type;
-        socklen_t len = sizeof(int);
-
-        if (fcntl(fd, F_GETFD) < 0)
-                return -EBADF;
-        if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0)
-                return errno == ENOTSOCK ? -ENOTSOCK : -EINVAL;
-        len = sizeof(int);
-        if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || domain != AF_UNIX ||
-            type != SOCK_SEQPACKET)
-                return -EINVAL;
-        return 0;
-}
-
 static int send_hello(int fd, unsigned flags) {
         struct ev__ipc_header h = {
                 .magic = EV__IPC_MAGIC,
@@ -260,7 +244,7 @@ EV_VALUE_PUBLIC int ev_value_connect_fd(int fd, unsigned flags, ev_value_watcher
                 return -EINVAL;
         if (flags & EV_VALUE_WATCH_SHARED_FD)
                 return -EOPNOTSUPP;
-        k = check_connection(fd);
+        k = ev__ipc_check_socket(fd, false);
         if (k < 0)
                 return k;
         r = calloc(1, sizeof(*r));

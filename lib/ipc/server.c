@@ -634,24 +634,6 @@ static int probe_acknowledgement(void) {
         return r;
 }
 
-/* fd is a listening AF_UNIX SOCK_SEQPACKET socket. */
-static int check_listener(int fd) {
-        int domain, type, listening;
-        socklen_t len = sizeof(int);
-
-        if (fcntl(fd, F_GETFD) < 0)
-                return -EBADF;
-        if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0)
-                return errno == ENOTSOCK ? -ENOTSOCK : -EINVAL;
-        len = sizeof(int);
-        if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
-                return -EINVAL;
-        len = sizeof(int);
-        if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0)
-                return -EINVAL;
-        return domain == AF_UNIX && type == SOCK_SEQPACKET && listening ? 0 : -EINVAL;
-}
-
 static int epoll_add(int epoll_fd, int fd, uint32_t events, void *ptr) {
         struct epoll_event ev = { .events = events, .data.ptr = ptr };
 
@@ -729,7 +711,7 @@ EV_VALUE_PUBLIC int ev_value_serve(ev_value *v, int listen_fd, unsigned flags,
 
         if (!v || listen_fd < 0 || !ret || (flags & ~(unsigned)EV_VALUE_SERVE_ALLOW_SET))
                 return -EINVAL;
-        r = check_listener(listen_fd);
+        r = ev__ipc_check_socket(listen_fd, true);
         if (r < 0)
                 return r;
         return server_new(v, listen_fd, flags, ret);
