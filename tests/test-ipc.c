@@ -1597,42 +1597,35 @@ Test(ipc, a_hundred_consumer_processes_see_increasing_versions_and_the_end, .tim
         producer_exit(&p);
 }
 
-Test(ipc, epoll_edge_triggered_consumer, .timeout = 60) {
+/* A producer sets N_SETS times and closes while consume, the loop of this
+ * process, takes the stream: it must end at the final value with -EPIPE. */
+static void consume_whole_stream(const char *name,
+                                 void (*consume)(ev_value_watcher *w, struct stream_result *res),
+                                 const char *who) {
         _cleanup_(ev_watcher_closep) ev_value_watcher *w = NULL;
         struct stream_result res = { 0 };
         char path[128];
         struct producer p;
         uint64_t final;
 
-        PATH_IN_DIR(path, "epoll");
+        PATH_IN_DIR(path, name);
         p = producer_start(path, 0);
         w = connect_or_fail(path, 0);
         producer_wait_peers(&p, 1);
         producer_count_start(&p, N_SETS, COUNT_CLOSE);
-        consume_epoll(w, &res);
+        consume(w, &res);
         final = producer_count_done(&p);
-        assert_stream_closed_at(&res, final, "the epoll consumer");
+        assert_stream_closed_at(&res, final, who);
         assert_ended_with(w, -EPIPE);
         producer_exit(&p);
 }
 
-Test(ipc, poll_consumer_in_the_test_process, .timeout = 60) {
-        _cleanup_(ev_watcher_closep) ev_value_watcher *w = NULL;
-        struct stream_result res = { 0 };
-        char path[128];
-        struct producer p;
-        uint64_t final;
+Test(ipc, epoll_edge_triggered_consumer, .timeout = 60) {
+        consume_whole_stream("epoll", consume_epoll, "the epoll consumer");
+}
 
-        PATH_IN_DIR(path, "poll");
-        p = producer_start(path, 0);
-        w = connect_or_fail(path, 0);
-        producer_wait_peers(&p, 1);
-        producer_count_start(&p, N_SETS, COUNT_CLOSE);
-        consume_poll(w, &res);
-        final = producer_count_done(&p);
-        assert_stream_closed_at(&res, final, "the poll consumer");
-        assert_ended_with(w, -EPIPE);
-        producer_exit(&p);
+Test(ipc, poll_consumer_in_the_test_process, .timeout = 60) {
+        consume_whole_stream("poll", consume_poll, "the poll consumer");
 }
 
 #ifdef HAVE_LIBURING
