@@ -44,6 +44,20 @@
  * (clang counts the cleanup as no use): _cleanup_(f) _unused_ T *x = ... */
 #define _unused_ __attribute__((unused))
 
+/* Built with AddressSanitizer: the allocator is the tool's, which keeps
+ * freed memory in quarantine, so resident memory says little; its own
+ * leak check stands in. */
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_SANITIZER 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_SANITIZER 1
+#endif
+#endif
+#ifndef UNDER_SANITIZER
+#define UNDER_SANITIZER 0
+#endif
+
 /* For _cleanup_: closes *fd if it is not negative, keeping errno. */
 static inline void closep(int *fd) {
         int saved_errno = errno;

@@ -431,11 +431,15 @@ Test(never_reads, memory_flat_and_sets_do_not_block, .timeout = 120) {
         }
         heap_after = heap_in_use();
         rss_after = resident_pages();
-        cr_assert_leq(heap_after, heap_before + 64 * 1024,
-                      "the heap grew from %zu to %zu bytes over %u sets", heap_before, heap_after,
-                      n_sets);
-        cr_assert_leq(rss_after, rss_before + 256, "resident pages grew from %ld to %ld",
-                      rss_before, rss_after);
+        /* Under a sanitizer the allocator is the tool's, which keeps freed
+         * memory in quarantine: its own leak check stands in. */
+        if (!UNDER_SANITIZER) {
+                cr_assert_leq(heap_after, heap_before + 64 * 1024,
+                              "the heap grew from %zu to %zu bytes over %u sets", heap_before,
+                              heap_after, n_sets);
+                cr_assert_leq(rss_after, rss_before + 256, "resident pages grew from %ld to %ld",
+                              rss_before, rss_after);
+        }
         /* One message is queued: the first STATE. */
         cr_assert_eq(ioctl(fd, SIOCINQ, &inq), 0);
         cr_assert_eq(inq, EV__IPC_MIN_MESSAGE, "%d bytes queued, expected one STATE of %d", inq,
