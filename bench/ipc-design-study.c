@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Design study for values served to other processes (not yet built into
- * the library): the wake latency of
+ * Design study for values served to other processes, which chose the
+ * "wake" design that lib/ipc/server.c builds on: the wake latency of
  * one set reaching a watcher in another process, as a ping-pong between
  * two processes that each serve one value and watch the other's, for
  * four notification designs, each against a raw SOCK_SEQPACKET ping-pong
