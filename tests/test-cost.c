@@ -13,7 +13,7 @@
 #include <string.h>
 #include <sys/syscall.h>
 
-#include "ev-value.h"
+#include "ev-value-ipc.h"
 #include "helpers.h"
 #include "syscall-count.h"
 
@@ -97,6 +97,22 @@ Test(cost, set_to_watchers_already_signaled_makes_no_system_call, .timeout = 10)
                 ev_snapshot_unref(s);
                 ev_watcher_close(w[i]);
         }
+}
+
+Test(cost, set_of_a_value_served_to_nobody_makes_no_system_call, .timeout = 10) {
+        _cleanup_(ev_value_unrefp) ev_value *v = value_new_or_fail();
+        _cleanup_(ev_value_server_freep) ev_value_server *srv = NULL;
+        struct set_loop loop = { .v = v, .n_sets = N_CALLS };
+        char path[64];
+
+        snprintf(path, sizeof(path), "@evvalue-test-cost-%ld", (long)getpid());
+        cr_assert_eq(ev_value_serve_path(v, path, 0, &srv), 0);
+        set_string_or_fail(v, "first");
+
+        cr_assert_eq(count_syscalls(set_many, &loop, trapped, MAX_TRAPPED), 0);
+        for (int i = 0; i < N_CALLS; i++)
+                cr_assert_eq(loop.results[i], 0);
+        cr_assert_eq(ev_value_get_version(v), 1 + N_CALLS);
 }
 
 Test(cost, set_writes_each_armed_watcher_once, .timeout = 10) {

@@ -88,6 +88,7 @@ struct ev_value_server {
         atomic_flag busy;
         atomic_bool pending;
         uint64_t published;     /* the newest state published */
+        size_t n_watchers;      /* peers registered in arm_fd */
         size_t n_in_flight;     /* watchers with an unread STATE */
         size_t n_stale;         /* of those, the ones behind published */
         bool arm_polled;        /* arm_fd is in epoll_fd's interest (arm_poll) */
@@ -215,8 +216,10 @@ static void peer_send_last(struct peer *p, const struct ev__ipc_header *h, const
  * may hold the same socket, which would keep it registered. */
 static void peer_close(ev_value_server *srv, struct peer *p) {
         epoll_ctl(srv->epoll_fd, EPOLL_CTL_DEL, p->fd, NULL);
-        if (p->role == PEER_WATCHER)
+        if (p->role == PEER_WATCHER) {
                 epoll_ctl(srv->arm_fd, EPOLL_CTL_DEL, p->fd, NULL);
+                srv->n_watchers--;
+        }
         close(p->fd);
 }
 
@@ -344,6 +347,9 @@ static void collect_acknowledgements(ev_value_server *srv) {
         struct epoll_event ev[PROCESS_EVENTS];
         int n;
 
+        /* A value served to nobody costs its sets no system call. */
+        if (srv->n_watchers == 0)
+                return;
         do {
                 n = epoll_wait(srv->arm_fd, ev, PROCESS_EVENTS, 0);
                 for (int i = 0; i < n; i++) {
@@ -467,6 +473,7 @@ static int peer_watch(ev_value_server *srv, struct peer *p, unsigned flags) {
         if (epoll_ctl(srv->arm_fd, EPOLL_CTL_ADD, p->fd, &ev) < 0)
                 return -errno;
         p->role = PEER_WATCHER;
+        srv->n_watchers++;
         if (flags & EV__IPC_SKIP_CURRENT) {
                 p->sent = current_state(srv->value, &s);
                 ev_snapshot_unref(s);
