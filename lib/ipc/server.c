@@ -78,7 +78,7 @@ struct ev_value_server {
         uid_t euid;
         int listen_fd;
         bool listen_nonblocking;
-        bool listen_paused;     /* out of fds: not polled (listen_pause) */
+        bool listen_polled;     /* in epoll_fd's interest: not when out of fds */
         bool owns_listen_fd;    /* made by serve_path: closed on free */
         char *path;             /* serve_path's file, unlinked on free; NULL otherwise */
         int epoll_fd;           /* listen_fd, arm_fd, every peer for EPOLLIN */
@@ -158,16 +158,21 @@ static void uid_release(ev_value_server *srv, uid_t uid) {
                 *c = srv->uids[--srv->n_uids];
 }
 
+/* Make *fd's POLLIN part of the server's epoll, or not, as poll says;
+ * *polled tells what it is (the data of *fd's event is fd itself). */
+static void server_poll_fd(ev_value_server *srv, int *fd, bool *polled, bool poll) {
+        struct epoll_event ev = { .events = poll ? EPOLLIN : 0, .data.ptr = fd };
+
+        if (*polled != poll && epoll_ctl(srv->epoll_fd, EPOLL_CTL_MOD, *fd, &ev) == 0)
+                *polled = poll;
+}
+
 /* Stop or resume polling the listening socket.  Out of fds, a waiting
  * peer cannot be accepted, and a readable listening socket would wake the
  * producer's loop again and again: it is polled again once a peer leaves
  * or a set is made. */
 static void listen_pause(ev_value_server *srv, bool pause) {
-        struct epoll_event ev = { .events = pause ? 0 : EPOLLIN, .data.ptr = &srv->listen_fd };
-
-        if (srv->listen_paused != pause &&
-            epoll_ctl(srv->epoll_fd, EPOLL_CTL_MOD, srv->listen_fd, &ev) == 0)
-                srv->listen_paused = pause;
+        server_poll_fd(srv, &srv->listen_fd, &srv->listen_polled, !pause);
 }
 
 static bool peer_is_in_flight(const struct peer *p) {
@@ -195,21 +200,17 @@ static void in_flight_leave(ev_value_server *srv, struct peer *p) {
  * the newer one.  Otherwise a peer's read would wake the producer's loop
  * for nothing, once per update and peer. */
 static void arm_poll(ev_value_server *srv, bool poll) {
-        struct epoll_event ev = { .events = poll ? EPOLLIN : 0, .data.ptr = &srv->arm_fd };
-
-        if (srv->arm_polled != poll &&
-            epoll_ctl(srv->epoll_fd, EPOLL_CTL_MOD, srv->arm_fd, &ev) == 0)
-                srv->arm_polled = poll;
+        server_poll_fd(srv, &srv->arm_fd, &srv->arm_polled, poll);
 }
 
 /* Let a peer's last message through even if an unread one fills its
  * buffer, and send it: the peer is about to be closed. */
-static void peer_send_last(struct peer *p, const struct ev__ipc_header *h, const void *data,
-                           int page_fd, int data_fd) {
+static int peer_send_last(struct peer *p, const struct ev__ipc_header *h, const void *data,
+                          int page_fd, int data_fd) {
         int size = FINAL_SNDBUF;
 
         setsockopt(p->fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
-        ev__ipc_send(p->fd, h, data, page_fd, data_fd);
+        return ev__ipc_send(p->fd, h, data, page_fd, data_fd);
 }
 
 /* Close p's connection.  Removed from the epolls first: a forked child
@@ -299,7 +300,8 @@ static int data_memfd(ev_value_server *srv, const ev_value_snapshot *s) {
 static int peer_send_state(ev_value_server *srv, struct peer *p, uint64_t state,
                            const ev_value_snapshot *s, bool last) {
         struct ev__ipc_header h = { .magic = EV__IPC_MAGIC, .type = EV__IPC_STATE, .state = state };
-        int data_fd = -1, r;
+        const void *data = s ? s->data : NULL;
+        int page_fd = p->has_page ? -1 : srv->page_fd, data_fd = -1, r;
 
         if (!s || (s->version << 1) <= (p->sent & ~EV_VALUE_STATE_CLOSED)) {
                 h.flags |= EV__IPC_NO_DATA; /* only the close is news */
@@ -312,15 +314,10 @@ static int peer_send_state(ev_value_server *srv, struct peer *p, uint64_t state,
                         h.flags |= EV__IPC_DATA_FD;
                 }
         }
-        if (!p->has_page)
+        if (page_fd >= 0)
                 h.flags |= EV__IPC_PAGE_FD;
-        if (last) {
-                peer_send_last(p, &h, s ? s->data : NULL, p->has_page ? -1 : srv->page_fd, data_fd);
-                r = 0;
-        } else {
-                r = ev__ipc_send(p->fd, &h, s ? s->data : NULL, p->has_page ? -1 : srv->page_fd,
-                                 data_fd);
-        }
+        r = last ? peer_send_last(p, &h, data, page_fd, data_fd)
+                 : ev__ipc_send(p->fd, &h, data, page_fd, data_fd);
         if (r == 0) {
                 p->sent = state;
                 p->has_page = true;
@@ -697,6 +694,7 @@ static int server_new(ev_value *v, int listen_fd, unsigned flags, ev_value_serve
         srv->euid = geteuid();
         srv->listen_fd = listen_fd;
         srv->listen_nonblocking = fcntl(listen_fd, F_GETFL) & O_NONBLOCK;
+        srv->listen_polled = true;
         srv->epoll_fd = srv->arm_fd = srv->page_fd = srv->data_fd = -1;
         atomic_flag_clear(&srv->busy);
         r = server_open(srv);
