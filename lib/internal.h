@@ -132,6 +132,8 @@ void ev__notify_detach(ev_value_watcher *w);
 void ev__notify_free_detached(ev_value *v);
 
 /* watcher.c */
+/* CLOCK_MONOTONIC in nanoseconds, for every timeout of the library. */
+int64_t ev__monotonic_ns(void);
 /* A watcher whose fd and get belong to a backend (lib/ipc/remote.c). */
 int ev__watcher_new_remote(int fd, struct ev__remote *remote, ev_value_watcher **ret);
 

@@ -179,7 +179,7 @@ EV_VALUE_PUBLIC int ev_watcher_get(ev_value_watcher *w, ev_value_snapshot **ret)
         return r;
 }
 
-static int64_t monotonic_ns(void) {
+int64_t ev__monotonic_ns(void) {
         struct timespec ts;
 
         clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -206,7 +206,7 @@ static int64_t wait_left(struct wait_deadline *d) {
                 return -1;
         if (d->timeout_ms == 0)
                 return 0;
-        now = monotonic_ns();
+        now = ev__monotonic_ns();
         if (!d->started) {
                 d->at = now + (int64_t)d->timeout_ms * 1000000;
                 d->started = true;

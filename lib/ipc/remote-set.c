@@ -10,7 +10,6 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "ev-value-ipc.h"
@@ -37,17 +36,10 @@ static int send_set(int fd, const void *data, size_t size) {
         return r;
 }
 
-static int64_t monotonic_ms(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Wait for the REPLY: its code as a negative errno, 0, or -ETIMEDOUT. */
 static int receive_reply(int fd, int timeout_ms) {
         uint64_t buf[EV__IPC_MAX_MESSAGE / sizeof(uint64_t) + 1];
-        int64_t deadline = monotonic_ms() + timeout_ms;
+        int64_t deadline = ev__monotonic_ns() / 1000000 + timeout_ms;
         struct pollfd pfd = { .fd = fd, .events = POLLIN };
 
         for (;;) {
@@ -55,7 +47,7 @@ static int receive_reply(int fd, int timeout_ms) {
                 int left = -1, r;
 
                 if (timeout_ms >= 0) {
-                        int64_t now = monotonic_ms();
+                        int64_t now = ev__monotonic_ns() / 1000000;
 
                         left = now >= deadline ? 0 : (int)(deadline - now);
                 }
