@@ -26,6 +26,9 @@
 #include "fault.h"
 
 #define EV_VALUE_PUBLIC __attribute__((visibility("default")))
+/* Exported in the map's LIBEVVALUE_PRIVATE node for the project's other
+ * libraries (libevvalue-etcd), built from the same tree: not an ABI. */
+#define EV_VALUE_PRIVATE __attribute__((visibility("default")))
 
 /* Low bit of value->state; the version is state >> 1.  A state only ever
  * grows: each set adds VERSION_ONE, the close sets CLOSED. */
@@ -47,6 +50,10 @@ struct ev_value {
         atomic_size_t n_shared;     /* live shared-fd watchers */
         atomic_int shared_fd;       /* -1 until the first shared-fd watcher */
         pthread_mutex_t lock;       /* serialises producers, and only them */
+        /* What a watcher's get returns once it has seen the close: -EPIPE,
+         * or a backend's own end (ev__value_end).  Written before the
+         * state that announces the close. */
+        int end_error;
         /* Watchers waiting for a state newer than their own (notify.c). */
         _Alignas(EV_VALUE_CACHE_LINE) _Atomic(ev_value_watcher *) armed;
         /* The current snapshot as a split reference count (slot.c). */
@@ -76,6 +83,7 @@ struct ev_value_watcher {
 struct ev_value_snapshot {
         atomic_ulong n_ref;
         uint64_t version;
+        bool absent;            /* a backend's "no such key" (ev_snapshot_is_absent) */
         size_t size;
         void *data;             /* inline_data, or adopted by set_owned */
         void (*destroy)(void *data, void *userdata);
@@ -93,6 +101,14 @@ void ev__snapshot_discard(ev_value_snapshot *s);
 void ev__snapshot_destroy(ev_value_snapshot *s);
 
 /* value.c */
+/* lib/etcd: make a copy of data current as version `version` (with gaps:
+ * a key's mod_revision), when it is above the value's version: 1; 0 when
+ * it is not (nothing changes, nobody wakes); -EPIPE once ended; -ENOMEM;
+ * -EOVERFLOW for a version a state cannot hold. */
+EV_VALUE_PRIVATE int ev__value_set_version(ev_value *v, const void *data, size_t size,
+                                           bool absent, uint64_t version);
+/* Close v so that its watchers end with `error` (< 0) instead of -EPIPE. */
+EV_VALUE_PRIVATE int ev__value_end(ev_value *v, int error);
 /* A new reference to the current snapshot, or NULL; lock-free.  The
  * value's state counts it by the time this returns. */
 ev_value_snapshot *ev__value_take_current(ev_value *v);

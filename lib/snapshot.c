@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "ev-value-etcd.h" /* ev_snapshot_is_absent */
 
 static ev_value_snapshot *snapshot_alloc(size_t inline_size) {
         ev_value_snapshot *s;
@@ -29,6 +30,7 @@ static ev_value_snapshot *snapshot_alloc(size_t inline_size) {
         }
         atomic_init(&s->n_ref, 1);
         s->version = 0;
+        s->absent = false;
         s->size = 0;
         s->data = NULL;
         s->destroy = NULL;
@@ -79,6 +81,12 @@ EV_VALUE_PUBLIC size_t ev_snapshot_size(const ev_value_snapshot *s) {
 
 EV_VALUE_PUBLIC uint64_t ev_snapshot_version(const ev_value_snapshot *s) {
         return s ? s->version : 0;
+}
+
+/* Declared in <ev-value-etcd.h>, the only backend whose snapshots can be
+ * absent; defined here because it must answer for every snapshot. */
+EV_VALUE_PUBLIC bool ev_snapshot_is_absent(const ev_value_snapshot *s) {
+        return s && s->absent;
 }
 
 EV_VALUE_PUBLIC ev_value_snapshot *ev_snapshot_ref(ev_value_snapshot *s) {

@@ -30,6 +30,7 @@ EV_VALUE_PUBLIC int ev_value_new(ev_value **ret) {
         atomic_init(&v->n_shared, 0);
         atomic_init(&v->shared_fd, -1);
         pthread_mutex_init(&v->lock, NULL);
+        v->end_error = -EPIPE;
         atomic_init(&v->armed, NULL);
         atomic_init(&v->n_hooks, 0);
         pthread_rwlock_init(&v->hooks_lock, NULL);
@@ -67,10 +68,11 @@ static bool value_is_closed_locked(const ev_value *v) {
 }
 
 /* The end of every set, entered with v->lock held: when r is 1, make s
- * current with the next version; release the lock; then notify the
- * watchers and drop the replaced snapshot, whose destroy callback may call
- * into the library.  Returns r. */
-static int value_commit_unlock(ev_value *v, int r, ev_value_snapshot *s) {
+ * current as `version` (0: the next one); release the lock; then notify
+ * the watchers and drop the replaced snapshot, whose destroy callback may
+ * call into the library.  Returns r. */
+static int value_commit_version_unlock(ev_value *v, int r, ev_value_snapshot *s,
+                                       uint64_t version) {
         uint64_t state, replaced;
 
         if (r != 1) {
@@ -78,18 +80,22 @@ static int value_commit_unlock(ev_value *v, int r, ev_value_snapshot *s) {
                 return r;
         }
         state = atomic_load_explicit(&v->state, memory_order_relaxed);
-        s->version = (state >> 1) + 1;
+        s->version = version ? version : (state >> 1) + 1;
         /* The snapshot first, then the state that announces it, so that a
          * consumer that reads the new state finds it (or a newer one).  The
          * store is sequentially consistent: it must be visible before
          * notify.c looks for armed watchers, as a consumer's push must be
          * before it reads the state again. */
         replaced = ev__slot_replace_locked(&v->current, s);
-        atomic_store(&v->state, state + EV_VALUE_STATE_VERSION_ONE);
+        atomic_store(&v->state, s->version << 1);
         pthread_mutex_unlock(&v->lock);
         ev__notify_publish(v);
         ev__slot_release(replaced);
         return 1;
+}
+
+static int value_commit_unlock(ev_value *v, int r, ev_value_snapshot *s) {
+        return value_commit_version_unlock(v, r, s, 0);
 }
 
 /* Make s current with the next version: 0, or -EPIPE when the value is
@@ -197,16 +203,19 @@ EV_VALUE_PUBLIC int ev_value_update(ev_value *v, ev_value_update_fn fn, void *us
 
 ev_value_snapshot *ev__value_take_current(ev_value *v) {
         ev_value_snapshot *s = ev__slot_take(&v->current);
-        uint64_t behind;
+        uint64_t state;
 
         /* A set makes its snapshot current a moment before it stores the
          * state that counts it.  If s is that set's, store the state for
          * it (the set's own store writes the same), so that no snapshot
-         * handed out is newer than ev_value_get_version says. */
-        if (s && (atomic_load(&v->state) >> 1) < s->version) {
-                behind = (s->version - 1) << 1;
-                atomic_compare_exchange_strong(&v->state, &behind, s->version << 1);
-        }
+         * handed out is newer than ev_value_get_version says.  Versions
+         * may jump (ev__value_set_version), so raise rather than add. */
+        if (!s)
+                return NULL;
+        state = atomic_load(&v->state);
+        while ((state >> 1) < s->version &&
+               !atomic_compare_exchange_weak(&v->state, &state, s->version << 1))
+                ;
         return s;
 }
 
@@ -232,10 +241,39 @@ EV_VALUE_PUBLIC size_t ev_value_get_watcher_count(const ev_value *v) {
         return v ? atomic_load_explicit(&v->n_watchers, memory_order_relaxed) : 0;
 }
 
-EV_VALUE_PUBLIC int ev_value_close(ev_value *v) {
+/* The highest version a state can hold: notify.c keeps a state in the
+ * upper bits of one word, and the state keeps the version above its
+ * closed bit. */
+#define VALUE_VERSION_MAX (UINT64_MAX >> 8)
+
+int ev__value_set_version(ev_value *v, const void *data, size_t size, bool absent,
+                          uint64_t version) {
+        ev_value_snapshot *s;
+        int r;
+
+        if (!v || (!data && size > 0) || version == 0)
+                return -EINVAL;
+        if (version > VALUE_VERSION_MAX)
+                return -EOVERFLOW;
+        r = ev__snapshot_new_copy(data, size, &s);
+        if (r < 0)
+                return r;
+        s->absent = absent;
+        pthread_mutex_lock(&v->lock);
+        if (value_is_closed_locked(v))
+                r = -EPIPE;
+        else
+                r = version > ev_value_get_version(v) ? 1 : 0;
+        r = value_commit_version_unlock(v, r, s, version);
+        if (r != 1)
+                ev__snapshot_discard(s);
+        return r;
+}
+
+int ev__value_end(ev_value *v, int error) {
         uint64_t state;
 
-        if (!v)
+        if (!v || error >= 0)
                 return -EINVAL;
         pthread_mutex_lock(&v->lock);
         state = atomic_load_explicit(&v->state, memory_order_relaxed);
@@ -243,8 +281,13 @@ EV_VALUE_PUBLIC int ev_value_close(ev_value *v) {
                 pthread_mutex_unlock(&v->lock);
                 return 0;
         }
+        v->end_error = error;
         atomic_store(&v->state, state | EV_VALUE_STATE_CLOSED);
         pthread_mutex_unlock(&v->lock);
         ev__notify_publish(v);
         return 0;
+}
+
+EV_VALUE_PUBLIC int ev_value_close(ev_value *v) {
+        return v ? ev__value_end(v, -EPIPE) : -EINVAL;
 }

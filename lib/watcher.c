@@ -139,7 +139,7 @@ static int watcher_take_new(ev_value_watcher *w, uint64_t state, ev_value_snapsh
         if (!(seen & EV_VALUE_STATE_CLOSED) && !w->shared)
                 ev__notify_rearm(w, seen);
         if (!s)
-                return -EPIPE;
+                return v->end_error;
         *ret = s;
         return 0;
 }
@@ -155,7 +155,7 @@ static int watcher_take(ev_value_watcher *w, ev_value_snapshot **ret) {
                 return ev__remote_take(w->remote, ret);
         state = atomic_load_explicit(&w->value->state, memory_order_acquire);
         if (state <= w->seen_state)
-                return (state & EV_VALUE_STATE_CLOSED) ? -EPIPE : -EAGAIN;
+                return (state & EV_VALUE_STATE_CLOSED) ? w->value->end_error : -EAGAIN;
         return watcher_take_new(w, state, ret);
 }
 
@@ -285,7 +285,7 @@ EV_VALUE_PUBLIC int ev_watcher_wait(ev_value_watcher *w, int timeout_ms, int can
         return r;
 }
 
-/* -EPIPE (or a remote watcher's end) once w has seen everything its value
+/* -EPIPE (or its value's or remote watcher's end) once w has seen everything its value
  * will ever have, else 0. */
 static int watcher_end(const ev_value_watcher *w) {
         uint64_t state;
@@ -293,7 +293,7 @@ static int watcher_end(const ev_value_watcher *w) {
         if (w->remote)
                 return ev__remote_end(w->remote);
         state = atomic_load_explicit(&w->value->state, memory_order_acquire);
-        return state == w->seen_state && (state & EV_VALUE_STATE_CLOSED) ? -EPIPE : 0;
+        return state == w->seen_state && (state & EV_VALUE_STATE_CLOSED) ? w->value->end_error : 0;
 }
 
 /* After a rejected snapshot: -EPIPE when it was the closed value's last,
