@@ -3,7 +3,8 @@
 #
 # Documentation check: every public function has a man page and every man
 # page is where a user looks for it.  The names are the global symbols of
-# lib/libevvalue.sym, the static inline functions and the function-like
+# the version scripts (lib/libevvalue.sym, lib/etcd/libevvalue-etcd.sym;
+# not the ev__ names of the private node), the static inline functions and the function-like
 # EV_VALUE_DEFINE_* macros of the public headers; each must be named by an
 # .Nm line of a page in man/.  Each page in man/ must be cited as
 # name(section) in README.md, whose Documentation section lists them.
@@ -16,7 +17,8 @@ failed=0
 missing() { echo "FAIL: $*"; failed=1; }
 
 names=$(
-        sed -n 's/^[[:space:]]*\([a-z_][a-z0-9_]*\);$/\1/p' "$top_srcdir/lib/libevvalue.sym"
+        sed -n 's/^[[:space:]]*\([a-z_][a-z0-9_]*\);$/\1/p' "$top_srcdir/lib/libevvalue.sym" \
+                "$top_srcdir/lib/etcd/libevvalue-etcd.sym" | grep -v '^ev__'
         sed -n 's/^static inline [^(]*[ *]\([a-z_][a-z0-9_]*\)(.*/\1/p' "$top_srcdir"/include/*.h
         sed -n 's/^#define \(EV_VALUE_DEFINE_[A-Z_]*\)(.*/\1/p' "$top_srcdir"/include/*.h
 )

@@ -35,6 +35,7 @@ header=$top_srcdir/include/ev-value.h
 uring_header=$top_srcdir/include/ev-value-uring.h
 peers_src=$top_srcdir/tests/header-peers.c
 map=$top_srcdir/lib/libevvalue.sym
+etcd_map=$top_srcdir/lib/etcd/libevvalue-etcd.sym
 for f in "$header" "$uring_header" "$peers_src" "$map"; do
         if [ ! -f "$f" ]; then
                 echo "check-header: $f not found" >&2
@@ -79,15 +80,16 @@ compile() {
 }
 
 # ------------------------------------------------------------ alone
-# The core header, and the backend header <ev-value-ipc.h> that includes it.
-for h in ev-value ev-value-ipc; do
+# The core header, and the backend headers <ev-value-ipc.h> and
+# <ev-value-etcd.h> that include it.
+for h in ev-value ev-value-ipc ev-value-etcd; do
         printf '#include <%s.h>\n' $h >"$tmp/$h-alone.c"
         printf '#include <%s.h>\n#include <%s.h>\n' $h $h >"$tmp/$h-twice.c"
         cp "$tmp/$h-alone.c" "$tmp/$h-alone.cc"
         cp "$tmp/$h-twice.c" "$tmp/$h-twice.cc"
 done
 
-for h in ev-value ev-value-ipc; do
+for h in ev-value ev-value-ipc ev-value-etcd; do
         for std in c99 c11; do
                 for tu in alone twice; do
                         # shellcheck disable=SC2086
@@ -116,7 +118,7 @@ else
 fi
 
 if [ $have_cxx = yes ]; then
-        for h in ev-value ev-value-ipc; do
+        for h in ev-value ev-value-ipc ev-value-etcd; do
                 for tu in alone twice; do
                         # shellcheck disable=SC2086
                         if compile c++ -x c++ -std=c++11 $warn $warn_more -Werror \
@@ -131,9 +133,11 @@ if [ $have_cxx = yes ]; then
 
         # Each exported function, referenced from C++: the header must
         # declare it, and with C linkage (an unmangled undefined symbol).
-        sed -n 's/^[[:space:]]*\(ev_[A-Za-z0-9_]*\)[[:space:]]*;.*/\1/p' "$map" | sort -u >"$tmp/exported"
+        # (Not the ev__ names of the map's private node: no header has them.)
+        sed -n 's/^[[:space:]]*\(ev_[A-Za-z0-9_]*\)[[:space:]]*;.*/\1/p' "$map" "$etcd_map" |
+                grep -v '^ev__' | sort -u >"$tmp/exported"
         {
-                printf '#include <ev-value-ipc.h>\ntypedef void (*any_fn)(void);\n'
+                printf '#include <ev-value-ipc.h>\n#include <ev-value-etcd.h>\ntypedef void (*any_fn)(void);\n'
                 printf 'extern any_fn const header_linkage[];\n'
                 printf 'any_fn const header_linkage[] = {\n'
                 sed 's/.*/        reinterpret_cast<any_fn>(\&&),/' "$tmp/exported"
@@ -162,9 +166,10 @@ fi
 # Every macro the header itself defines is EV_VALUE_*: a bare EV_* belongs
 # to libev and libevent.
 # shellcheck disable=SC2086
-if compile c -x c -std=c11 -E -dD "$tmp/ev-value-ipc-alone.c" -o "$tmp/dd.i"; then
+cat "$tmp/ev-value-ipc-alone.c" "$tmp/ev-value-etcd-alone.c" >"$tmp/backends.c"
+if compile c -x c -std=c11 -E -dD "$tmp/backends.c" -o "$tmp/dd.i"; then
         awk '/^# [0-9]+ "/ { file = $3; next }
-             file ~ /ev-value(-ipc)?\.h"$/ && $1 == "#define" { print $2 }' "$tmp/dd.i" |
+             file ~ /ev-value(-ipc|-etcd)?\.h"$/ && $1 == "#define" { print $2 }' "$tmp/dd.i" |
                 sed 's/(.*//' | grep -v '^EV_VALUE_' >"$tmp/bad-macros"
         if [ -s "$tmp/bad-macros" ]; then
                 bad "ev-value.h defines macros outside EV_VALUE_*: $(tr '\n' ' ' <"$tmp/bad-macros")"
