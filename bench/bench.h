@@ -160,6 +160,10 @@ int bench_peers(void);
 int bench_memory(void);
 int bench_producer_under_load(void);
 int bench_ipc(void);
+/* scenario-etcd.c, built only when configure found libevvalue-etcd's
+ * dependencies (HAVE_ETCD_BENCH); otherwise ev-value-bench.c lists a stub
+ * that skips and says why. */
+int bench_etcd(void);
 
 /* Start fn(arg) on a new thread pinned to cpu, or floating over the CPUs
  * of bench_init for BENCH_ANY_CPU; 0 or a negative errno. */

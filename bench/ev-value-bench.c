@@ -23,6 +23,16 @@
 
 #include "bench.h"
 
+#ifndef HAVE_ETCD_BENCH
+/* Without libevvalue-etcd the scenario is still listed, and skips. */
+int bench_etcd(void) {
+        printf("# etcd: skipped: this build has no libevvalue-etcd (configure --with-etcd "
+               "needs libcurl >= 7.85 and json-c; Debian: libcurl4-openssl-dev "
+               "libjson-c-dev)\n");
+        return 77;
+}
+#endif
+
 static const struct bench_scenario scenarios[] = {
         { "get", "no-change get vs one atomic RMW and a read() of an empty eventfd", bench_get },
         { "set-idle", "set with N idle watchers vs a malloc+xchg floor, 1 watcher, a naive loop",
@@ -42,6 +52,8 @@ static const struct bench_scenario scenarios[] = {
           bench_memory },
         { "ipc", "a value served to other processes vs raw sockets between the same processes",
           bench_ipc },
+        { "etcd", "a value in etcd: put-to-watcher vs etcdctl watch, a watcher vs a local one",
+          bench_etcd },
 };
 
 static void usage(FILE *out) {
