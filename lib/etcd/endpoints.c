@@ -39,7 +39,7 @@ static bool url_is_valid(const char *url, size_t len) {
         if (port == 0 || port > 65535 || colon - 1 == p)
                 return false;
         if (*p == '[')
-                return colon[-2] == ']' && strspn(p + 1, "0123456789abcdefABCDEF:.") ==
+                return colon - 2 > p + 1 && colon[-2] == ']' && strspn(p + 1, "0123456789abcdefABCDEF:.") ==
                                                    (size_t)(colon - 2 - (p + 1));
         return strspn(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") ==
                (size_t)(colon - 1 - p);

@@ -57,7 +57,7 @@ struct ev__etcd_kv {
         bool present;           /* false: the key does not exist (or was deleted) */
         int64_t revision;       /* present: mod_revision; else the revision of
                                  * the delete or of the read */
-        unsigned char *value;   /* malloc'd, NULL when empty */
+        unsigned char *value;   /* malloc'd, or NULL; size 0 when empty */
         size_t size;
 };
 void ev__etcd_kv_clear(struct ev__etcd_kv *kv);

@@ -118,7 +118,8 @@ static int member_int64(struct json_object *o, const char *name, int64_t *ret) {
                 return r;
         if (m) {
                 s = json_object_get_string(m);
-                if (!*s || strlen(s) > 18) /* below 10^18: no overflow */
+                /* Below 10^18: no overflow; and no NUL inside ("\u0000"). */
+                if (!*s || strlen(s) > 18 || strlen(s) != (size_t)json_object_get_string_len(m))
                         return -EBADMSG;
                 for (; *s; s++) {
                         if (*s < '0' || *s > '9')
@@ -249,13 +250,17 @@ static int events_from(struct json_object *events, const char *key, size_t key_l
         size_t i, n = json_object_array_length(events);
 
         for (i = 0; i < n; i++) {
-                struct json_object *e = json_object_array_get_idx(events, i), *kv, *type;
+                struct json_object *e = json_object_array_get_idx(events, i), *kv = NULL,
+                                   *type = NULL;
                 struct ev__etcd_kv next;
                 bool deleted;
                 int r = json_object_is_type(e, json_type_object) ? 0 : -EBADMSG;
 
                 if (r == 0)
                         r = member(e, "type", json_type_string, &type);
+                if (r == 0 && type &&
+                    strlen(json_object_get_string(type)) != (size_t)json_object_get_string_len(type))
+                        r = -EBADMSG;
                 if (r == 0)
                         r = member(e, "kv", json_type_object, &kv);
                 if (r == 0 && !kv)
@@ -414,6 +419,8 @@ int ev__etcd_buffer_take_lines(struct ev__etcd_buffer *b,
         char *nl;
         int r = 0;
 
+        if (!b->data)
+                return 0;
         while (r == 0 && start < b->size &&
                (nl = memchr(b->data + start, '\n', b->size - start))) {
                 size_t len = (size_t)(nl - (b->data + start));
