@@ -55,6 +55,27 @@ static size_t writer_collect(char *data, size_t size, size_t n, void *userdata) 
         return ev__etcd_buffer_append(userdata, data, size * n) < 0 ? 0 : size * n;
 }
 
+/* What a failed transfer says of its member: -ECONNREFUSED, or
+ * -EHOSTUNREACH when no connection was made (no route, or no answer to
+ * the connection within its timeout): the member did not answer at all;
+ * else what ev__etcd_curl_error says. */
+static int writer_failure(CURL *easy, CURLcode code) {
+        curl_off_t connect_time = 0;
+        long os_errno = 0;
+
+        if (code == CURLE_OUT_OF_MEMORY)
+                return -ENOMEM;
+        if (code == CURLE_COULDNT_CONNECT) {
+                curl_easy_getinfo(easy, CURLINFO_OS_ERRNO, &os_errno);
+                return os_errno == ECONNREFUSED ? -ECONNREFUSED : -EHOSTUNREACH;
+        }
+        if (code == CURLE_OPERATION_TIMEDOUT &&
+            curl_easy_getinfo(easy, CURLINFO_CONNECT_TIME_T, &connect_time) == CURLE_OK &&
+            connect_time == 0)
+                return -EHOSTUNREACH;
+        return ev__etcd_curl_error(code);
+}
+
 /* One attempt on one member, within timeout_ms: 0 committed, or
  * what ev__etcd_parse_write and ev__etcd_curl_error say. */
 static int writer_try(struct ev__etcd_writer *w, CURL *easy, const char *base, const char *path,
@@ -75,7 +96,7 @@ static int writer_try(struct ev__etcd_writer *w, CURL *easy, const char *base, c
                 code = curl_easy_perform(easy);
                 curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
                 if (code != CURLE_OK)
-                        r = code == CURLE_OUT_OF_MEMORY ? -ENOMEM : ev__etcd_curl_error(code);
+                        r = writer_failure(easy, code);
                 else
                         r = ev__etcd_parse_write(status, answer.data ? answer.data : "",
                                                  answer.size);
