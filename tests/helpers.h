@@ -396,15 +396,28 @@ static inline int probe_busy(ev_value_watcher *w) {
         return r;
 }
 
-/* Asserts that another thread enters a get or wait on w within 5 s (probe_busy). */
+/* How long a test waits for another thread to reach a point. Generous:
+ * under valgrind on a loaded machine a thread went unscheduled for 5 s. */
+#define THREAD_REACH_MS 30000
+
+/* The pause between two looks at another thread's progress. A sleep, not
+ * sched_yield(): under valgrind, whose threads share one lock, a yielding
+ * loop can keep the thread it waits for from running. */
+static inline void pause_briefly(void) {
+        const struct timespec pause = { .tv_nsec = 200 * 1000 };
+
+        nanosleep(&pause, NULL);
+}
+
+/* Asserts that another thread enters a get or wait on w (probe_busy). */
 static inline void wait_until_busy(ev_value_watcher *w) {
-        int64_t deadline = now_ms() + 5000;
+        int64_t deadline = now_ms() + THREAD_REACH_MS;
         int r;
 
         while ((r = probe_busy(w)) != -EBUSY) {
                 cr_assert_eq(r, -EAGAIN, "probe get: %d (%s)", r, strerror(-r));
                 cr_assert_lt(now_ms(), deadline, "the waiting thread never entered ev_watcher_wait");
-                sched_yield();
+                pause_briefly();
         }
 }
 

@@ -254,10 +254,10 @@ struct canceller {
 
 static void *canceller_main(void *arg) {
         struct canceller *c = arg;
-        int64_t deadline = now_ms() + 5000;
+        int64_t deadline = now_ms() + THREAD_REACH_MS;
 
         while ((c->probe_r = probe_busy(c->probe)) == -EAGAIN && now_ms() < deadline)
-                sched_yield();
+                pause_briefly();
         c->act_r = c->act(c);
         return NULL;
 }

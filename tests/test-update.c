@@ -687,12 +687,12 @@ struct held_update {
 static int update_held(const ev_value_snapshot *current, void *userdata,
                        const void **ret_data, size_t *ret_size) {
         struct held_update *h = userdata;
-        int64_t deadline = now_ms() + 5000;
+        int64_t deadline = now_ms() + THREAD_REACH_MS;
 
         h->fn_saw = ev_snapshot_version(current);
         atomic_store(&h->in_fn, true);
         while (!atomic_load(&h->release) && now_ms() < deadline)
-                sched_yield();
+                pause_briefly();
         *ret_data = "from update";
         *ret_size = sizeof("from update");
         return 1;
@@ -717,14 +717,14 @@ Test(update, a_set_waits_for_the_update_in_progress, .timeout = 10) {
         struct held_update h = { .v = value_new_or_fail() };
         struct timespec pause = { .tv_sec = 0, .tv_nsec = 100 * 1000 * 1000 };
         pthread_t updater, setter;
-        int64_t deadline = now_ms() + 5000;
+        int64_t deadline = now_ms() + THREAD_REACH_MS;
         bool set_done_early;
 
         set_string_or_fail(h.v, "first");
         cr_assert_eq(pthread_create(&updater, NULL, held_update_main, &h), 0);
         while (!atomic_load(&h.in_fn)) {
                 cr_assert_lt(now_ms(), deadline, "the update's fn never ran");
-                sched_yield();
+                pause_briefly();
         }
         cr_assert_eq(pthread_create(&setter, NULL, set_during_update_main, &h), 0);
         /* Only a set that does not wait could finish in this pause; a slow

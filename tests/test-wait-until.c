@@ -80,15 +80,16 @@ static void wait_until_fails_with(ev_value_watcher *w, struct pred_log *p, int t
         cr_assert_eq(s, SNAPSHOT_SENTINEL, "failed ev_watcher_wait_until wrote *ret");
 }
 
-/* Spins until the predicate has been offered version (5 s at most);
- * asserts nothing, so a producer thread may call it.  Returns whether it was. */
+/* Waits until the predicate has been offered version (THREAD_REACH_MS at
+ * most); asserts nothing, so a producer thread may call it.  Returns
+ * whether it was. */
 static bool await_offered(struct pred_log *p, uint64_t version) {
-        int64_t deadline = now_ms() + 5000;
+        int64_t deadline = now_ms() + THREAD_REACH_MS;
 
         while (atomic_load(&p->last_version) < version) {
                 if (now_ms() >= deadline)
                         return false;
-                sched_yield();
+                pause_briefly();
         }
         return true;
 }

@@ -65,10 +65,10 @@ struct setter {
  * unexpected probe result: the main thread then reports probe_r). */
 static void *setter_main(void *arg) {
         struct setter *t = arg;
-        int64_t deadline = now_ms() + 5000;
+        int64_t deadline = now_ms() + THREAD_REACH_MS;
 
         while ((t->probe_r = probe_busy(t->probe)) == -EAGAIN && now_ms() < deadline)
-                sched_yield();
+                pause_briefly();
         t->set_r = ev_value_set(t->v, "from thread", sizeof("from thread"));
         return NULL;
 }
