@@ -45,6 +45,9 @@ int ev_value_connect(const char *path, unsigned flags, ev_value_watcher **ret);
 int ev_value_connect_fd(int fd, unsigned flags, ev_value_watcher **ret);
 /* Set the value served on path, waiting at most timeout_ms (-1: no limit) for the answer. */
 int ev_value_remote_set(const char *path, const void *data, size_t size, int timeout_ms);
+/* ev_value_remote_set() with flags (EV_VALUE_SET_IF_CHANGED): 1 when set, 0 when skipped. */
+int ev_value_remote_set_flags(const char *path, const void *data, size_t size,
+                              unsigned flags, int timeout_ms);
 
 /* For __attribute__((cleanup)): free *p if it is not NULL. */
 static inline void ev_value_server_freep(ev_value_server **p) {

@@ -68,9 +68,11 @@ static unsigned type_flags(uint16_t type) {
         case EV__IPC_HELLO:
                 return EV__IPC_SKIP_CURRENT | EV__IPC_SETTER;
         case EV__IPC_SET:
-                return EV__IPC_DATA_FD;
+                return EV__IPC_DATA_FD | EV__IPC_IF_CHANGED;
         case EV__IPC_STATE:
                 return EV__IPC_DATA_FD | EV__IPC_PAGE_FD | EV__IPC_NO_DATA;
+        case EV__IPC_REPLY:
+                return EV__IPC_SKIPPED;
         default:
                 return 0;
         }

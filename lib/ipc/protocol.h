@@ -6,13 +6,20 @@
  * one header, then the data inline or in one memfd passed with SCM_RIGHTS:
  *
  *   peer -> server   HELLO  first message; flags: SKIP_CURRENT, SETTER
- *                    SET    (setters only) size bytes, inline or DATA_FD
+ *                    SET    (setters only) size bytes, inline or DATA_FD;
+ *                           IF_CHANGED: EV_VALUE_SET_IF_CHANGED, which the
+ *                           server applies under the value's lock, so
+ *                           that no other set comes between the compare
+ *                           and the set
  *   server -> peer   STATE  the state (version << 1 | closed) and its
  *                           snapshot: size bytes inline or DATA_FD, or
  *                           NO_DATA when the news is only the close; the
  *                           first STATE a watcher gets also carries the
  *                           state page (PAGE_FD)
- *                    REPLY  a setter's answer: code 0 or a positive errno
+ *                    REPLY  a setter's answer: code 0 or a positive errno;
+ *                           with code 0, SKIPPED says that an IF_CHANGED
+ *                           set found the same bytes and made no version
+ *                           (only an IF_CHANGED set may be answered so)
  *                    ERROR  the peer broke the protocol or a limit (code),
  *                           sent before the server drops it
  *
@@ -49,6 +56,8 @@ enum ev__ipc_flag {
         EV__IPC_SETTER = 1u << 3,       /* HELLO: the peer sets, it does not watch */
         EV__IPC_NO_DATA = 1u << 4,      /* STATE: the peer has this version's
                                          * snapshot; the news is the close */
+        EV__IPC_IF_CHANGED = 1u << 5,   /* SET: EV_VALUE_SET_IF_CHANGED */
+        EV__IPC_SKIPPED = 1u << 6,      /* REPLY: the IF_CHANGED set was skipped */
 };
 
 struct ev__ipc_header {

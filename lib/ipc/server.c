@@ -441,25 +441,42 @@ static void unmap_data(void *data, void *userdata) {
         munmap(data, (size_t)(uintptr_t)userdata);
 }
 
-/* A remote set's outcome: 0 or a negative errno for the REPLY. */
-static int peer_set(ev_value_server *srv, struct peer *p, const struct ev__ipc_message *m) {
+/* A remote set whose data came in a memfd, mapped here read-only.  Without
+ * IF_CHANGED the mapping itself becomes the snapshot, with no copy.  With
+ * it, the compare must be made under the value's lock, with the set, or
+ * another set could come between them: ev_value_set_flags does both there,
+ * copying the bytes when they differ (the core cannot compare and adopt in
+ * one step; ev_value_update would copy as well), so the mapping is dropped. */
+static int peer_set_memfd(ev_value_server *srv, const struct ev__ipc_message *m, unsigned flags) {
         size_t size = (size_t)m->header.size;
         const void *data;
-        int r;
+        int r = ev__memfd_map_sealed(m->data_fd, size, &data);
+
+        if (r < 0)
+                return r;
+        if (flags) {
+                r = ev_value_set_flags(srv->value, data, size, flags);
+                munmap((void *)data, size);
+                return r;
+        }
+        r = ev_value_set_owned(srv->value, (void *)data, size, unmap_data, (void *)(uintptr_t)size);
+        if (r < 0)
+                munmap((void *)data, size);
+        return r < 0 ? r : 1;
+}
+
+/* A remote set's outcome, as ev_value_set_flags gives it: 1 when set, 0
+ * when skipped, or a negative errno for the REPLY. */
+static int peer_set(ev_value_server *srv, struct peer *p, const struct ev__ipc_message *m) {
+        unsigned flags = (m->header.flags & EV__IPC_IF_CHANGED) ? EV_VALUE_SET_IF_CHANGED : 0;
 
         if (!peer_may_set(srv, p))
                 return -EPERM;
         if (m->header.size > EV__IPC_MAX_SET_SIZE)
                 return -EMSGSIZE;
-        if (m->data_fd < 0)
-                return ev_value_set(srv->value, m->data, size);
-        r = ev__memfd_map_sealed(m->data_fd, size, &data);
-        if (r < 0)
-                return r;
-        r = ev_value_set_owned(srv->value, (void *)data, size, unmap_data, (void *)(uintptr_t)size);
-        if (r < 0)
-                munmap((void *)data, size);
-        return r;
+        if (m->data_fd >= 0)
+                return peer_set_memfd(srv, m, flags);
+        return ev_value_set_flags(srv->value, m->data, (size_t)m->header.size, flags);
 }
 
 /* A new watcher: it has seen nothing, or the current state. */
@@ -498,10 +515,12 @@ static int peer_handle(ev_value_server *srv, struct peer *p, struct ev__ipc_mess
                 return EPROTO;
         /* The set's own publish found busy taken (by this process call):
          * publish now, so that the answer comes after the watchers were
-         * sent the new state. */
-        if (r == 0)
+         * sent the new state.  A skipped set made no state to send. */
+        if (r == 1)
                 publish_locked(srv);
-        reply.code = (uint32_t)-r;
+        if (r == 0)
+                reply.flags = EV__IPC_SKIPPED;
+        reply.code = r < 0 ? (uint32_t)-r : 0;
         /* A setter that does not read its answers is dropped, not queued for. */
         return ev__ipc_send(p->fd, &reply, NULL, -1, -1) < 0 ? -1 : 0;
 }
