@@ -13,9 +13,11 @@
  * in any of the ways listed below is dropped (ERROR EPROTO or end of
  * stream) while a well-behaved watcher connected at the same time keeps
  * getting every newest value; a setter without the right gets -EPERM and
- * changes nothing; thousands of short-lived peers leak no fd; and a
- * consumer fed a broken STATE returns -EPROTO from then on, leaks no fd and
- * never maps a memfd that could shrink under it (no SIGBUS).
+ * changes nothing; thousands of short-lived peers leak no fd; a consumer
+ * fed a broken STATE returns -EPROTO from then on, leaks no fd and never
+ * maps a memfd that could shrink under it (no SIGBUS); and a library
+ * setter (in a child) given a REPLY that says SKIPPED when it may not
+ * returns -EPROTO.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -718,6 +720,21 @@ static void send_set_socket_fd(int fd) {
         close(sp[1]);
 }
 
+/* A SET with a flag bit that no message has (the top one, far from the
+ * bits in use: if it ever means something, pick another unknown one). */
+static void send_set_unknown_flag(int fd) {
+        struct ev__ipc_header h = header(EV__IPC_SET, 1u << 15, 0, 6);
+
+        send_or_fail(fd, &h, "v1000", 6, NULL, 0);
+}
+
+/* A SET with a flag of another type: a REPLY's SKIPPED. */
+static void send_set_reply_flag(int fd) {
+        struct ev__ipc_header h = header(EV__IPC_SET, EV__IPC_IF_CHANGED | EV__IPC_SKIPPED, 0, 6);
+
+        send_or_fail(fd, &h, "v1000", 6, NULL, 0);
+}
+
 /* A watcher that sends anything after its HELLO. */
 static void send_set_from_watcher(int fd) {
         send_set_inline(fd, "v1000");
@@ -810,16 +827,41 @@ Test(broken_peer, set_inline_with_fd, .timeout = 60) {
 Test(broken_peer, set_small_data_in_memfd, .timeout = 60) {
         peer_violation(send_set_memfd_too_small_for_fd, true, EV__IPC_SETTER);
 }
+Test(broken_peer, set_unknown_flag, .timeout = 60) {
+        peer_violation(send_set_unknown_flag, true, EV__IPC_SETTER);
+}
+Test(broken_peer, set_flag_of_a_reply, .timeout = 60) {
+        peer_violation(send_set_reply_flag, true, EV__IPC_SETTER);
+}
+
+/* Asserts that the setter on fd is answered REPLY, code 0, with flags. */
+static void reply_ok_with(int fd, struct raw_msg *m, uint16_t flags) {
+        cr_assert_gt(recv_message(fd, 5000, m), 0, "no REPLY");
+        cr_assert_eq(m->h.type, EV__IPC_REPLY, "type %u, expected REPLY", m->h.type);
+        cr_assert_eq(m->h.code, 0, "REPLY %u", m->h.code);
+        cr_assert_eq(m->h.flags, flags, "REPLY with flags 0x%x, expected 0x%x", m->h.flags, flags);
+}
+
+/* A SET of BIG_SIZE bytes of byte in a sealed memfd, with flags. */
+static void send_set_big(int fd, unsigned char byte, uint16_t flags) {
+        struct ev__ipc_header h = header(EV__IPC_SET, EV__IPC_DATA_FD | flags, 0, BIG_SIZE);
+        int mfd = memfd_or_fail(byte, BIG_SIZE, BIG_SIZE, SEALS_ALL);
+
+        send_or_fail(fd, &h, NULL, 0, &mfd, 1);
+        close(mfd);
+}
 
 /* The control cases: the same setter with valid SETs is answered 0 and
- * sets the value, so the violations above are refused for what they are. */
+ * sets the value, so the violations above are refused for what they are;
+ * with IF_CHANGED, inline and in a memfd, the same bytes are answered
+ * SKIPPED and make no version. */
 Test(broken_peer, valid_sets_are_accepted, .timeout = 60) {
         struct served s;
         struct good g;
         struct raw_msg *m = malloc(sizeof(*m));
         uint64_t version;
-        int fd, mfd;
-        struct ev__ipc_header h = header(EV__IPC_SET, EV__IPC_DATA_FD, 0, BIG_SIZE);
+        int fd;
+        struct ev__ipc_header h;
         ev_value_snapshot *snap;
         char str[32];
 
@@ -833,23 +875,37 @@ Test(broken_peer, valid_sets_are_accepted, .timeout = 60) {
         snprintf(str, sizeof(str), "v%llu", (unsigned long long)version + 1);
         send_set_inline(fd, str);
         pump(&s);
-        cr_assert_gt(recv_message(fd, 5000, m), 0);
-        cr_assert_eq(m->h.type, EV__IPC_REPLY, "type %u, expected REPLY", m->h.type);
-        cr_assert_eq(m->h.code, 0, "REPLY %u", m->h.code);
+        reply_ok_with(fd, m, 0);
         cr_assert_eq(ev_value_get_version(s.v), version + 1);
         good_catches_up(&s, &g);
-        /* A sealed memfd of the right size. */
-        mfd = memfd_or_fail('m', BIG_SIZE, BIG_SIZE, SEALS_ALL);
-        send_or_fail(fd, &h, NULL, 0, &mfd, 1);
-        close(mfd);
+        /* The same bytes with IF_CHANGED: answered SKIPPED, no version. */
+        h = header(EV__IPC_SET, EV__IPC_IF_CHANGED, 0, strlen(str) + 1);
+        send_or_fail(fd, &h, str, strlen(str) + 1, NULL, 0);
         pump(&s);
-        cr_assert_gt(recv_message(fd, 5000, m), 0);
-        cr_assert_eq(m->h.type, EV__IPC_REPLY, "type %u, expected REPLY", m->h.type);
-        cr_assert_eq(m->h.code, 0, "REPLY %u", m->h.code);
+        reply_ok_with(fd, m, EV__IPC_SKIPPED);
+        cr_assert_eq(ev_value_get_version(s.v), version + 1);
+        /* A sealed memfd of the right size. */
+        send_set_big(fd, 'm', 0);
+        pump(&s);
+        reply_ok_with(fd, m, 0);
         cr_assert_eq(ev_value_get_version(s.v), version + 2);
         snap = peek_or_fail(s.v);
         cr_assert_eq(ev_snapshot_size(snap), BIG_SIZE);
         cr_assert_eq(((const unsigned char *)ev_snapshot_data(snap))[BIG_SIZE - 1], 'm');
+        ev_snapshot_unref(snap);
+        /* In a memfd with IF_CHANGED: the same bytes skipped, others set. */
+        send_set_big(fd, 'm', EV__IPC_IF_CHANGED);
+        pump(&s);
+        reply_ok_with(fd, m, EV__IPC_SKIPPED);
+        cr_assert_eq(ev_value_get_version(s.v), version + 2);
+        send_set_big(fd, 'n', EV__IPC_IF_CHANGED);
+        pump(&s);
+        reply_ok_with(fd, m, 0);
+        cr_assert_eq(ev_value_get_version(s.v), version + 3);
+        snap = peek_or_fail(s.v);
+        cr_assert_eq(ev_snapshot_size(snap), BIG_SIZE);
+        cr_assert_eq(((const unsigned char *)ev_snapshot_data(snap))[0], 'n');
+        cr_assert_eq(((const unsigned char *)ev_snapshot_data(snap))[BIG_SIZE - 1], 'n');
         ev_snapshot_unref(snap);
         cr_assert_eq(ev_value_server_get_peer_count(s.srv), 2);
         close(fd);
@@ -1458,6 +1514,71 @@ Test(broken_server, hello_on_watcher, .timeout = 60) {
 }
 Test(broken_server, error_message, .timeout = 60) {
         consumer_refuses(error_eproto, true);
+}
+
+/* A raw server's answer to a library setter: a child calls
+ * ev_value_remote_set_flags with set_flags, the test reads its HELLO and
+ * SET and answers with reply.  Returns what the child's call returned. */
+static int setter_given_reply(unsigned set_flags, const struct ev__ipc_header *reply) {
+        struct sockaddr_un addr;
+        socklen_t len;
+        char name[64];
+        struct raw_msg *m = malloc(sizeof(*m));
+        int lfd, cfd, status = 0;
+        pid_t pid;
+
+        cr_assert_not_null(m);
+        make_name(name, &addr, &len);
+        lfd = listen_or_fail(&addr, len);
+        fflush(NULL);
+        pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0) {
+                int r = ev_value_remote_set_flags(name, "v1", 3, set_flags, 30000);
+
+                _exit(128 + r); /* r is -EPROTO...1 */
+        }
+        cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+        cr_assert_geq(cfd, 0, "accept: %s", strerror(errno));
+        cr_assert_gt(recv_message(cfd, 30000, m), 0, "no HELLO from the setter");
+        cr_assert_eq(m->h.type, EV__IPC_HELLO);
+        cr_assert_gt(recv_message(cfd, 30000, m), 0, "no SET from the setter");
+        cr_assert_eq(m->h.type, EV__IPC_SET);
+        cr_assert_eq(m->h.flags, (set_flags & EV_VALUE_SET_IF_CHANGED) ? EV__IPC_IF_CHANGED : 0,
+                     "SET with flags 0x%x for flags 0x%x", m->h.flags, set_flags);
+        cr_assert_gt(send_message(cfd, reply, NULL, 0, 0, NULL, 0), 0);
+        cr_assert_eq(waitpid(pid, &status, 0), pid);
+        close(cfd);
+        close(lfd);
+        free(m);
+        cr_assert(WIFEXITED(status), "the setter child died: status 0x%x", status);
+        return WEXITSTATUS(status) - 128;
+}
+
+/* SKIPPED answers only an IF_CHANGED set that succeeded: any other use
+ * would make a caller believe a set happened, or not, wrongly. */
+Test(broken_server, remote_set_reply_flags, .timeout = 60) {
+        struct ev__ipc_header plain = header(EV__IPC_REPLY, 0, 0, 0);
+        struct ev__ipc_header skipped = header(EV__IPC_REPLY, EV__IPC_SKIPPED, 0, 0);
+        struct ev__ipc_header refused_skipped = skipped;
+        struct ev__ipc_header unknown = header(EV__IPC_REPLY, 1u << 15, 0, 0);
+        int r;
+
+        refused_skipped.code = EPERM;
+        /* The control cases. */
+        r = setter_given_reply(0, &plain);
+        cr_assert_eq(r, 1, "a plain REPLY to a plain set: %d", r);
+        r = setter_given_reply(EV_VALUE_SET_IF_CHANGED, &plain);
+        cr_assert_eq(r, 1, "a plain REPLY to an IF_CHANGED set: %d", r);
+        r = setter_given_reply(EV_VALUE_SET_IF_CHANGED, &skipped);
+        cr_assert_eq(r, 0, "SKIPPED to an IF_CHANGED set: %d", r);
+        /* The violations. */
+        r = setter_given_reply(0, &skipped);
+        cr_assert_eq(r, -EPROTO, "SKIPPED to a plain set: %d", r);
+        r = setter_given_reply(EV_VALUE_SET_IF_CHANGED, &refused_skipped);
+        cr_assert_eq(r, -EPROTO, "SKIPPED with EPERM: %d", r);
+        r = setter_given_reply(EV_VALUE_SET_IF_CHANGED, &unknown);
+        cr_assert_eq(r, -EPROTO, "a REPLY with an unknown flag: %d", r);
 }
 
 /* The control case: the same raw server's valid STATEs, inline and in a

@@ -16,8 +16,9 @@
  * epoll EPOLLET and io_uring loops; wait, wait_until and the typed
  * functions on a remote watcher; a producer that closes, frees, or is
  * killed, and a consumer that is killed; remote sets and their policy,
- * another uid included (as root, with the user evvalue-test); socket
- * activation; and 10,000 connections that leak no fd.  Under
+ * another uid included (as root, with the user evvalue-test), and
+ * EV_VALUE_SET_IF_CHANGED applied by the server, inline and in a memfd;
+ * socket activation; and 10,000 connections that leak no fd.  Under
  * tests/run-valgrind.sh (EV_VALUE_STRESS_SCALE) the big counts shrink.
  */
 #include <errno.h>
@@ -1379,6 +1380,39 @@ Test(ipc_args, remote_set_checks_its_arguments, .timeout = 30) {
         producer_exit(&p);
 }
 
+Test(ipc_args, remote_set_flags_checks_its_arguments, .timeout = 30) {
+        char path[128], missing[128];
+        struct producer p;
+        struct reply peek;
+        int r;
+
+        PATH_IN_DIR(path, "remote-flags-args");
+        PATH_IN_DIR(missing, "missing");
+        p = producer_start(path, EV_VALUE_SERVE_ALLOW_SET);
+        producer_set_string(&p, "kept");
+        /* Unknown flags are refused before connecting: -EINVAL, not the
+         * missing path's -ENOENT. */
+        cr_assert_eq(ev_value_remote_set_flags(path, "x", 2, 1u << 1, 1000), -EINVAL);
+        cr_assert_eq(ev_value_remote_set_flags(path, "x", 2, ~0u, 1000), -EINVAL);
+        cr_assert_eq(ev_value_remote_set_flags(path, "x", 2, EV_VALUE_SET_IF_CHANGED | 1u << 5,
+                                               1000), -EINVAL);
+        cr_assert_eq(ev_value_remote_set_flags(missing, "x", 2, 1u << 1, 1000), -EINVAL);
+        cr_assert_eq(ev_value_remote_set_flags(NULL, "x", 2, EV_VALUE_SET_IF_CHANGED, 1000),
+                     -EINVAL);
+        cr_assert_eq(ev_value_remote_set_flags(path, NULL, 1, EV_VALUE_SET_IF_CHANGED, 1000),
+                     -EINVAL);
+        cr_assert_eq(ev_value_remote_set_flags(path, "x", 2, EV_VALUE_SET_IF_CHANGED, -2),
+                     -EINVAL);
+        r = ev_value_remote_set_flags(missing, "x", 2, EV_VALUE_SET_IF_CHANGED, 1000);
+        cr_assert_eq(r, -ENOENT, "a missing path: %d (%s)", r, strerror(-r));
+
+        /* Nothing reached the value. */
+        peek = producer_peek(&p);
+        cr_assert_eq(peek.version, 1);
+        cr_assert_str_eq(peek.data, "kept");
+        producer_exit(&p);
+}
+
 /* ================================================= first state, bytes */
 
 Test(ipc, connect_before_the_first_state, .timeout = 60) {
@@ -2022,6 +2056,26 @@ Test(ipc_end, killed_consumer_is_dropped_by_the_next_process, .timeout = 60) {
 
 /* ================================================= remote set */
 
+/* Asserts that ev_value_remote_set_flags answers expected (1: set, 0: skipped). */
+static void remote_set_flags_gives(const char *path, const void *data, size_t size,
+                                   unsigned flags, int expected) {
+        int r = ev_value_remote_set_flags(path, data, size, flags, MUST_COME_MS);
+
+        cr_assert_eq(r, expected, "ev_value_remote_set_flags of %zu bytes, flags 0x%x: %d (%s), "
+                     "expected %d", size, flags, r, r < 0 ? strerror(-r) : "no error", expected);
+}
+
+/* Asserts that a skipped remote set left the producer at version and woke
+ * no watcher.  The peek is answered after the process call that answered
+ * the set returned: whatever that call sent w is in w's socket by then. */
+static void assert_skipped(struct producer *p, ev_value_watcher *w, uint64_t version) {
+        struct reply peek = producer_peek(p);
+
+        cr_assert_eq(peek.version, version, "a skipped set moved the version to %" PRIu64
+                     ", expected %" PRIu64, peek.version, version);
+        assert_nothing_new(w);
+}
+
 Test(ipc_remote_set, sets_and_a_watcher_sees_it, .timeout = 60) {
         _cleanup_(ev_watcher_closep) ev_value_watcher *w = NULL;
         char path[128];
@@ -2094,6 +2148,10 @@ Test(ipc_remote_set, refused_without_allow_set, .timeout = 60) {
         r = ev_value_remote_set(path, "refused", sizeof("refused"), MUST_COME_MS);
         cr_assert_eq(r, -EPERM, "a remote set without EV_VALUE_SERVE_ALLOW_SET: %d (%s)", r,
                      strerror(-r));
+        /* The policy comes first, even for a set that would be skipped. */
+        remote_set_flags_gives(path, "kept", sizeof("kept"), EV_VALUE_SET_IF_CHANGED, -EPERM);
+        remote_set_flags_gives(path, "refused", sizeof("refused"), EV_VALUE_SET_IF_CHANGED,
+                               -EPERM);
         peek = producer_peek(&p);
         cr_assert_eq(peek.version, 1, "the refused set changed the version");
         cr_assert_str_eq(peek.data, "kept");
@@ -2113,6 +2171,8 @@ Test(ipc_remote_set, closed_value_gives_epipe, .timeout = 60) {
         producer_close(&p);
         r = ev_value_remote_set(path, "late", sizeof("late"), MUST_COME_MS);
         cr_assert_eq(r, -EPIPE, "a remote set of a closed value: %d (%s)", r, strerror(-r));
+        /* Closed is closed, even for the final bytes. */
+        remote_set_flags_gives(path, "final", sizeof("final"), EV_VALUE_SET_IF_CHANGED, -EPIPE);
         peek = producer_peek(&p);
         cr_assert_eq(peek.version, 1);
         cr_assert_str_eq(peek.data, "final");
@@ -2169,6 +2229,130 @@ Test(ipc_remote_set, times_out_when_the_producer_never_processes, .timeout = 60)
         cr_assert_eq(r, -ETIMEDOUT, "a remote set with timeout 0 nobody answers: %d (%s)", r,
                      strerror(-r));
         producer_op(&p, OP_RESUME);
+        producer_exit(&p);
+}
+
+Test(ipc_remote_set, if_changed_skips_equal_bytes_and_wakes_no_watcher, .timeout = 60) {
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = NULL;
+        ev_value_snapshot *s;
+        char path[128];
+        struct producer p;
+        struct reply peek;
+
+        PATH_IN_DIR(path, "remote-if-changed");
+        p = producer_start(path, EV_VALUE_SERVE_ALLOW_SET);
+        producer_set_string(&p, "same");
+        w = connect_or_fail(path, 0);
+        wait_string_or_fail(w, MUST_COME_MS, -1, 1, "same");
+
+        remote_set_flags_gives(path, "same", sizeof("same"), EV_VALUE_SET_IF_CHANGED, 0);
+        assert_skipped(&p, w, 1);
+        /* The same bytes but fewer of them are other bytes. */
+        remote_set_flags_gives(path, "same", strlen("same"), EV_VALUE_SET_IF_CHANGED, 1);
+        s = wait_or_fail(w);
+        cr_assert_eq(ev_snapshot_version(s), 2);
+        cr_assert_eq(ev_snapshot_size(s), strlen("same"));
+        ev_snapshot_unref(s);
+        /* The next version is 3: the skipped set made none. */
+        remote_set_flags_gives(path, "other", sizeof("other"), EV_VALUE_SET_IF_CHANGED, 1);
+        wait_string_or_fail(w, MUST_COME_MS, -1, 3, "other");
+        peek = producer_peek(&p);
+        cr_assert_eq(peek.version, 3);
+        cr_assert_str_eq(peek.data, "other");
+        remote_set_flags_gives(path, "other", sizeof("other"), EV_VALUE_SET_IF_CHANGED, 0);
+        assert_skipped(&p, w, 3);
+        producer_exit(&p);
+}
+
+Test(ipc_remote_set, if_changed_sets_a_value_never_set, .timeout = 60) {
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = NULL;
+        _cleanup_(ev_snapshot_unrefp) ev_value_snapshot *s = NULL;
+        char path[128];
+        struct producer p;
+
+        PATH_IN_DIR(path, "remote-if-changed-first");
+        p = producer_start(path, EV_VALUE_SERVE_ALLOW_SET);
+        w = connect_or_fail(path, 0);
+        producer_wait_peers(&p, 1);
+        assert_nothing_new(w);
+
+        /* No snapshot to compare with: the set is made, and answered. */
+        remote_set_flags_gives(path, "first", sizeof("first"), EV_VALUE_SET_IF_CHANGED, 1);
+        wait_string_or_fail(w, MUST_COME_MS, -1, 1, "first");
+        remote_set_flags_gives(path, "first", sizeof("first"), EV_VALUE_SET_IF_CHANGED, 0);
+        assert_skipped(&p, w, 1);
+        /* Empty data is compared as well. */
+        remote_set_flags_gives(path, NULL, 0, EV_VALUE_SET_IF_CHANGED, 1);
+        s = wait_or_fail(w);
+        cr_assert_eq(ev_snapshot_version(s), 2);
+        cr_assert_eq(ev_snapshot_size(s), 0);
+        remote_set_flags_gives(path, NULL, 0, EV_VALUE_SET_IF_CHANGED, 0);
+        assert_skipped(&p, w, 2);
+        producer_exit(&p);
+}
+
+Test(ipc_remote_set, if_changed_compares_data_in_a_memfd, .timeout = 60) {
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = NULL;
+        size_t size = 64u << 10; /* above EV__IPC_INLINE_MAX: sent in a memfd */
+        uint8_t *a = malloc(size), *b = malloc(size);
+        ev_value_snapshot *s;
+        char path[128];
+        struct producer p;
+        struct reply peek;
+
+        cr_assert_not_null(a);
+        cr_assert_not_null(b);
+        fill_pattern(a, size, 0x5eed);
+        memcpy(b, a, size);
+        b[size - 1] ^= 0xff; /* only the last byte differs */
+        PATH_IN_DIR(path, "remote-if-changed-big");
+        p = producer_start(path, EV_VALUE_SERVE_ALLOW_SET);
+        w = connect_or_fail(path, 0);
+        producer_wait_peers(&p, 1);
+
+        /* Without the flag: adopted as sent. */
+        remote_set_flags_gives(path, a, size, 0, 1);
+        s = wait_or_fail(w);
+        assert_snapshot_is_pattern(s, 1, size, 0x5eed);
+        ev_snapshot_unref(s);
+        remote_set_flags_gives(path, a, size, EV_VALUE_SET_IF_CHANGED, 0);
+        assert_skipped(&p, w, 1);
+
+        remote_set_flags_gives(path, b, size, EV_VALUE_SET_IF_CHANGED, 1);
+        s = wait_or_fail(w);
+        cr_assert_eq(ev_snapshot_version(s), 2);
+        cr_assert_eq(ev_snapshot_size(s), size);
+        cr_assert_eq(memcmp(ev_snapshot_data(s), b, size), 0, "the watcher got other bytes");
+        ev_snapshot_unref(s);
+        peek = producer_peek(&p);
+        cr_assert_eq(peek.size, size);
+        cr_assert_eq(peek.hash, hash_bytes(b, size), "the producer holds other bytes");
+        remote_set_flags_gives(path, b, size, EV_VALUE_SET_IF_CHANGED, 0);
+        assert_skipped(&p, w, 2);
+        free(a);
+        free(b);
+        producer_exit(&p);
+}
+
+Test(ipc_remote_set, without_flags_every_set_makes_a_version, .timeout = 60) {
+        _cleanup_(ev_watcher_closep) ev_value_watcher *w = NULL;
+        char path[128];
+        struct producer p;
+        int r;
+
+        PATH_IN_DIR(path, "remote-no-flags");
+        p = producer_start(path, EV_VALUE_SERVE_ALLOW_SET);
+        producer_set_string(&p, "same");
+        w = connect_or_fail(path, 0);
+        wait_string_or_fail(w, MUST_COME_MS, -1, 1, "same");
+        remote_set_flags_gives(path, "same", sizeof("same"), 0, 1);
+        wait_string_or_fail(w, MUST_COME_MS, -1, 2, "same");
+        remote_set_flags_gives(path, "same", sizeof("same"), 0, 1);
+        wait_string_or_fail(w, MUST_COME_MS, -1, 3, "same");
+        /* ev_value_remote_set keeps its contract: 0, not 1. */
+        r = ev_value_remote_set(path, "same", sizeof("same"), MUST_COME_MS);
+        cr_assert_eq(r, 0, "ev_value_remote_set: %d (%s)", r, r < 0 ? strerror(-r) : "");
+        wait_string_or_fail(w, MUST_COME_MS, -1, 4, "same");
         producer_exit(&p);
 }
 
