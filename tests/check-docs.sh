@@ -32,7 +32,7 @@ for name in $names; do
         fi
 done
 
-for page in "$top_srcdir"/man/*.[37]; do
+for page in "$top_srcdir"/man/*.[137]; do
         base=${page##*/}
         cited="${base%.*}(${base##*.})"
         if ! grep -q -F "$cited" "$top_srcdir/README.md"; then
@@ -44,5 +44,5 @@ if [ $failed -ne 0 ]; then
         echo "check-docs: FAILED"
         exit 1
 fi
-echo "check-docs: $(echo "$names" | wc -l) public names documented, $(ls "$top_srcdir"/man/*.[37] | wc -l) pages cited by README.md"
+echo "check-docs: $(echo "$names" | wc -l) public names documented, $(ls "$top_srcdir"/man/*.[137] | wc -l) pages cited by README.md"
 exit 0
