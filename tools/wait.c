@@ -11,6 +11,7 @@
 #include <getopt.h>
 #include <regex.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "evvalue.h"
@@ -43,18 +44,29 @@ struct condition {
         const char *equals;
         const char *match;
         regex_t regex;
+        char *text;             /* the state being matched, NUL-terminated */
 };
 
-/* REG_STARTEND bounds the search by the size, so states may hold NULs. */
+/* REG_STARTEND bounds the search by the size, so states may hold NULs; the
+ * copy ends in a NUL all the same, for regexec() implementations (and
+ * sanitizers' interceptors) that look for one.  A state the copy cannot
+ * be made for is taken as not matching: the next one is tried. */
 static bool satisfied(const ev_value_snapshot *s, void *userdata) {
-        const struct condition *cond = userdata;
+        struct condition *cond = userdata;
         const char *data = ev_snapshot_data(s);
         size_t size = ev_snapshot_size(s);
         regmatch_t bounds = { .rm_so = 0, .rm_eo = (regoff_t)size };
+        char *text;
 
         if (cond->equals)
                 return size == strlen(cond->equals) && memcmp(data, cond->equals, size) == 0;
-        return regexec(&cond->regex, data ? data : "", 1, &bounds, REG_STARTEND) == 0;
+        text = realloc(cond->text, size + 1);
+        if (!text)
+                return false;
+        cond->text = text;
+        memcpy(text, data ? data : "", size);
+        text[size] = '\0';
+        return regexec(&cond->regex, text, 1, &bounds, REG_STARTEND) == 0;
 }
 
 static int wait_for(struct source *src, struct condition *cond, int timeout_ms,
@@ -136,6 +148,7 @@ int cmd_wait(int argc, char **argv) {
         }
         if (compiled)
                 regfree(&cond.regex);
+        free(cond.text);
         address_clear(&a);
         return r < 0 ? 0 : r;
 }
