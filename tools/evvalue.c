@@ -50,6 +50,9 @@ static const char *explain(int error) {
                 return "timed out";
         case -EPROTONOSUPPORT:
                 return "etcd addresses are not supported by this build";
+        case -ELIBACC:
+        case -ELIBBAD:
+                return "libevvalue-etcd could not be loaded";
         default:
                 return NULL;
         }

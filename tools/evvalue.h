@@ -3,8 +3,8 @@
  * The evvalue command: what its files share.  Each command is a file
  * (serve.c, set.c, get.c, watch.c, wait.c) with an entry point of the
  * shape of main(); address.c parses the address forms, source.c opens a
- * watcher or makes a set whatever the address's backend, output.c prints a
- * snapshot.  Everything is built on the library's public API, as a user of
+ * watcher or makes a set whatever the address's backend (etcd.c for etcd
+ * addresses), output.c prints a snapshot.  Everything is built on the library's public API, as a user of
  * the library would build it.
  */
 #ifndef EVVALUE_H
@@ -59,6 +59,17 @@ int source_next(struct source *src, int64_t deadline_ms, ev_value_snapshot **ret
 int source_set(const struct address *a, const void *data, size_t size, unsigned flags,
                int timeout_ms);
 int source_delete(const struct address *a, int timeout_ms);
+
+/* ------------------------------------------------------------------ etcd.c */
+/* The same for etcd addresses; -EPROTONOSUPPORT in a build without
+ * libevvalue-etcd, -ELIBACC when it cannot be loaded. */
+int etcd_watch(const struct address *a, unsigned flags, void **ret_handle,
+               ev_value_watcher **ret_watcher);
+/* Free the handle of etcd_watch(); NULL is accepted; returns NULL. */
+void *etcd_close(void *handle);
+int etcd_set(const struct address *a, const void *data, size_t size, unsigned flags,
+             int timeout_ms);
+int etcd_delete(const struct address *a, int timeout_ms);
 
 /* ---------------------------------------------------------------- output.c */
 enum output_mode { OUTPUT_FORMAT, OUTPUT_JSON };
