@@ -106,6 +106,7 @@ static int etcd_endpoints(const char *hosts, size_t len, char **ret) {
 
 static int parse_etcd(const char *rest, struct address *a) {
         const char *slash = strchr(rest, '/');
+        size_t key_size;
         int r;
 
         if (!slash || slash == rest || slash[1] == '\0')
@@ -113,11 +114,11 @@ static int parse_etcd(const char *rest, struct address *a) {
         r = etcd_endpoints(rest, (size_t)(slash - rest), &a->endpoints);
         if (r < 0)
                 return r;
-        r = percent_decode(slash + 1, &a->key, &a->key_size);
+        r = percent_decode(slash + 1, &a->key, &key_size);
         if (r < 0)
                 return r;
-        /* The library takes the key as a C string. */
-        if (strlen(a->key) != a->key_size)
+        /* The library takes the key as a C string: no %00. */
+        if (strlen(a->key) != key_size)
                 return -EINVAL;
         a->kind = ADDRESS_ETCD;
         return 0;

@@ -34,7 +34,6 @@ struct address {
         char *path;             /* unix: the socket path, "@name" for abstract */
         char *endpoints;        /* etcd: "http://host:port,..." */
         char *key;              /* etcd: the decoded key */
-        size_t key_size;
 };
 
 /* Parse text into *ret; -EINVAL for an address of no known form. */
