@@ -38,34 +38,31 @@ static const char usage_text[] =
         "Exit status: 0 ok, 1 error, 2 usage, 3 closed, 4 timeout, 5 connection lost.\n"
         "See evvalue(1).\n";
 
-/* What an error means to a user of the command, where strerror() alone
- * would mislead ("Broken pipe" for a closed value). */
-static const char *explain(int error) {
-        switch (error) {
-        case -EPIPE:
-                return "the value was closed";
-        case -ECONNRESET:
-                return "connection lost";
-        case -ETIMEDOUT:
-                return "timed out";
-        case -EPROTONOSUPPORT:
-                return "etcd addresses are not supported by this build";
-        case -ELIBACC:
-        case -ELIBBAD:
-                return "libevvalue-etcd could not be loaded";
-        default:
-                return NULL;
-        }
-}
+/* The errors that end a command in a way of their own: the exit status a
+ * script tells them apart by, and what they mean to a user where
+ * strerror() alone would mislead ("Broken pipe" for a closed value). */
+static const struct outcome {
+        int error;
+        int status;
+        const char *meaning;
+} outcomes[] = {
+        { -EPIPE, EXIT_CLOSED, "the value was closed" },
+        { -ETIMEDOUT, EXIT_TIMEOUT, "timed out" },
+        { -ECONNRESET, EXIT_LOST, "connection lost" },
+        { -EPROTONOSUPPORT, EXIT_ERROR, "etcd addresses are not supported by this build" },
+        { -ELIBACC, EXIT_ERROR, "libevvalue-etcd could not be loaded" },
+        { -ELIBBAD, EXIT_ERROR, "libevvalue-etcd could not be loaded" },
+};
 
 int fail(const char *address, int error) {
-        const char *meaning = explain(error);
-
-        if (meaning)
-                fprintf(stderr, "%s: %s: %s (%s)\n", command_name, address, meaning, strerror(-error));
-        else
-                fprintf(stderr, "%s: %s: %s\n", command_name, address, strerror(-error));
-        return exit_status_for(error);
+        for (size_t i = 0; i < sizeof(outcomes) / sizeof(outcomes[0]); i++)
+                if (outcomes[i].error == error) {
+                        fprintf(stderr, "%s: %s: %s (%s)\n", command_name, address,
+                                outcomes[i].meaning, strerror(-error));
+                        return outcomes[i].status;
+                }
+        fprintf(stderr, "%s: %s: %s\n", command_name, address, strerror(-error));
+        return EXIT_ERROR;
 }
 
 int usage_error(const char *fmt, ...) {
@@ -77,19 +74,6 @@ int usage_error(const char *fmt, ...) {
         va_end(ap);
         fprintf(stderr, " (see '%s --help')\n", command_name);
         return EXIT_USAGE;
-}
-
-int exit_status_for(int error) {
-        switch (error) {
-        case -EPIPE:
-                return EXIT_CLOSED;
-        case -ETIMEDOUT:
-                return EXIT_TIMEOUT;
-        case -ECONNRESET:
-                return EXIT_LOST;
-        default:
-                return EXIT_ERROR;
-        }
 }
 
 /* A decimal number in [min, max], all of text. */

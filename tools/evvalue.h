@@ -89,12 +89,11 @@ int output_snapshot(const struct output *o, const ev_value_snapshot *s, bool abs
 /* --------------------------------------------------------------- evvalue.c */
 extern const char *command_name;        /* "evvalue get", for messages */
 
-/* One line on stderr: "evvalue get: ADDR: strerror(-error)". */
+/* One line on stderr, "evvalue get: ADDR: strerror(-error)"; returns the
+ * exit status for the error. */
 int fail(const char *address, int error);
 /* One line on stderr about the command line; returns EXIT_USAGE. */
 int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* The exit status for a watcher's or a set's final error. */
-int exit_status_for(int error);
 /* Option arguments: 0, or EXIT_USAGE after a message. */
 int parse_timeout(const char *text, int *ret_ms);
 int parse_count(const char *text, uint64_t *ret);
