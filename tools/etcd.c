@@ -25,6 +25,7 @@ static struct {
         ev_value_etcd *(*free)(ev_value_etcd *e);
 } api;
 
+#ifdef EV_VALUE_ETCD_SONAME
 /* dlsym() into a function pointer, through memcpy() as POSIX allows. */
 static bool bind(void *library, const char *name, void *ret_function) {
         void *symbol = dlsym(library, name);
@@ -32,6 +33,7 @@ static bool bind(void *library, const char *name, void *ret_function) {
         memcpy(ret_function, &symbol, sizeof(symbol));
         return symbol != NULL;
 }
+#endif
 
 static int load(void) {
 #ifdef EV_VALUE_ETCD_SONAME
