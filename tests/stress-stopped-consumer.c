@@ -8,11 +8,17 @@
  * until released: wherever it is, mid-borrow of the current snapshot or
  * mid-re-arm.  While it is stopped, the producer must finish 100 sets, a
  * watcher made and closed beside it, and (the last round) the close,
- * without sleeping: its voluntary context switches (getrusage
- * RUSAGE_THREAD) are counted over those calls and must be zero, where a
- * lock held by the stopped consumer would make it sleep or hang (the
- * alarm turns a hang into a failure).  Then the consumer is released and
- * must see the final version.  Rounds default to 2000 (argv[1] or
+ * without sleeping.  A lock held by the stopped consumer would make it
+ * hang (the alarm turns that into a failure); a producer that waited a
+ * while for borrowers to leave would sleep in every round that stopped
+ * the consumer mid-borrow: about a third of them, measured with a slot
+ * that waits 1 ms at most.  So the rounds in which the producer made a
+ * voluntary context switch (getrusage RUSAGE_THREAD) are counted, and at
+ * most 1% may have one: the kernel alone sometimes makes it sleep, for
+ * instance in the mmap() with which a sanitizer's allocator grows its heap
+ * (the new mapping merges with the last, under a lock that the kernel's
+ * page scanners hold at times).  Then the consumer is released and must
+ * see the final version.  Rounds default to 2000 (argv[1] or
  * EV_VALUE_STRESS_SCALE to change).  Under valgrind, which runs one thread
  * at a time, the context switches are not counted.
  */
@@ -25,6 +31,8 @@
 #include "stress.h"
 
 #define SETS_WHILE_STOPPED 100
+/* Of every 100 rounds, how many may see the producer sleep. */
+#define SLEEPY_ROUNDS_PERCENT 1
 
 static ev_value *value;
 static int release_pipe[2], stopped_pipe[2];
@@ -75,9 +83,9 @@ static long voluntary_switches(void) {
         return ru.ru_nvcsw;
 }
 
-/* What the producer does while the consumer is stopped; returns the
- * voluntary context switches it made. */
-static long produce_while_stopped(bool last_round) {
+/* What the producer does while the consumer is stopped; returns whether
+ * it made a voluntary context switch. */
+static bool produce_while_stopped(bool last_round) {
         long before = voluntary_switches();
         ev_value_watcher *other;
 
@@ -87,13 +95,12 @@ static long produce_while_stopped(bool last_round) {
         ev_watcher_close(other);
         if (last_round)
                 check_ok(ev_value_close(value), "ev_value_close");
-        return voluntary_switches() - before;
+        return voluntary_switches() != before;
 }
 
 int main(int argc, char **argv) {
         struct sigaction sa = { .sa_handler = on_stop };
-        unsigned long rounds, round;
-        long switches = 0;
+        unsigned long rounds, round, sleepy_rounds = 0;
         pthread_t consumer;
         ev_value_watcher *w;
         char c = 'r';
@@ -114,18 +121,19 @@ int main(int argc, char **argv) {
                 stress_sleep_us((unsigned)(rand() % 20));
                 check(pthread_kill(consumer, SIGUSR1) == 0, "pthread_kill");
                 check(read(stopped_pipe[0], &c, 1) == 1, "read: %s", strerror(errno));
-                switches += produce_while_stopped(round + 1 == rounds);
+                sleepy_rounds += produce_while_stopped(round + 1 == rounds);
                 check(write(release_pipe[1], &c, 1) == 1, "write: %s", strerror(errno));
         }
         pthread_join(consumer, NULL);
         check(atomic_load(&done), "the consumer did not finish");
         if (!RUNNING_ON_VALGRIND)
-                check(switches == 0, "the producer slept %ld times while the consumer was stopped",
-                      switches);
+                check(sleepy_rounds <= rounds * SLEEPY_ROUNDS_PERCENT / 100,
+                      "the producer slept in %lu of %lu rounds while the consumer was stopped",
+                      sleepy_rounds, rounds);
         ev_watcher_close(w);
         ev_value_unref(value);
         printf("stress-stopped-consumer: PASS: %lu rounds, %lu sets while stopped, "
-               "%ld producer sleeps\n",
-               rounds, rounds * SETS_WHILE_STOPPED, switches);
+               "the producer slept in %lu rounds\n",
+               rounds, rounds * SETS_WHILE_STOPPED, sleepy_rounds);
         return 0;
 }
