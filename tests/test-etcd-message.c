@@ -858,6 +858,10 @@ Test(write, a_200_without_a_revision_is_malformed) {
 Test(write, too_large) {
         assert_write(400, TOO_LARGE, -EMSGSIZE);
         assert_write(413, "{\"message\":\"etcdserver: request is too large\"}", -EMSGSIZE);
+        /* Above gRPC's own limit, which the gateway meets first. */
+        assert_write(429, "{\"error\":\"grpc: received message larger than max (2800038 vs. "
+                          "2097152)\",\"message\":\"grpc: received message larger than max "
+                          "(2800038 vs. 2097152)\",\"code\":8}", -EMSGSIZE);
 }
 
 Test(write, errors_another_member_may_not_have_are_worth_a_retry) {

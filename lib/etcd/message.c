@@ -355,7 +355,9 @@ static int write_error_from(struct json_object *o) {
                 r = member(o, "code", json_type_int, &code);
         if (r < 0)
                 return r;
-        if (message && strstr(json_object_get_string(message), "request is too large"))
+        /* etcd's own limit, or below it gRPC's, 2 MiB by default (HTTP 429). */
+        if (message && (strstr(json_object_get_string(message), "request is too large") ||
+                        strstr(json_object_get_string(message), "message larger than max")))
                 return -EMSGSIZE;
         if (code && grpc_status_is_transient(json_object_get_int64(code)))
                 return -EAGAIN;

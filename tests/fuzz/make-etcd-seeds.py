@@ -84,6 +84,9 @@ BAD_BASE64 = js({"error": "illegal base64 data at input byte 0",
                  "message": "illegal base64 data at input byte 0", "code": 3})
 NO_LEADER = js({"error": "etcdserver: no leader", "message": "etcdserver: no leader",
                 "code": 14})
+GRPC_TOO_LARGE = js({"error": "grpc: received message larger than max (2800038 vs. 2097152)",
+                     "message": "grpc: received message larger than max (2800038 vs. 2097152)",
+                     "code": 8})
 
 BINARY = bytes(range(256))
 
@@ -173,6 +176,7 @@ SEEDS = {
     "write-too-large": bytes([WHOLE]) + TOO_LARGE,
     "write-bad-base64": bytes([WHOLE]) + BAD_BASE64,
     "write-no-leader": bytes([WHOLE]) + NO_LEADER,
+    "write-grpc-too-large": bytes([WHOLE]) + GRPC_TOO_LARGE,
     # A session, cut in several ways.
     "session-whole": bytes([WHOLE]) + SESSION,
     "session-bytes": bytes([BYTES]) + SESSION,
