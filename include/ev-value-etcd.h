@@ -42,6 +42,9 @@ int ev_value_etcd_watch(ev_value_etcd *e, unsigned flags, ev_value_watcher **ret
 int ev_value_etcd_get(ev_value_etcd *e, ev_value_snapshot **ret);
 /* Write the key and wait at most timeout_ms (-1: no limit) until etcd committed it. */
 int ev_value_etcd_put(ev_value_etcd *e, const void *data, size_t size, int timeout_ms);
+/* ev_value_etcd_put() with flags (EV_VALUE_SET_IF_CHANGED): 1 when put, 0 when skipped. */
+int ev_value_etcd_put_flags(ev_value_etcd *e, const void *data, size_t size, unsigned flags,
+                            int timeout_ms);
 /* Delete the key and wait at most timeout_ms (-1: no limit) until etcd committed it. */
 int ev_value_etcd_delete(ev_value_etcd *e, int timeout_ms);
 /* When a member with a leader last confirmed the state current: CLOCK_MONOTONIC µs. */

@@ -855,6 +855,15 @@ Test(write, a_200_without_a_revision_is_malformed) {
         assert_write(200, "[]", -EBADMSG);
 }
 
+Test(write, a_transaction_says_whether_its_compare_held) {
+        assert_write(200, "{" HDR("7") ",\"succeeded\":true}", 1);
+        assert_write(200, "{" HDR("8") ",\"responses\":[{\"response_put\":{" HDR("8") "}}]}", 0);
+        assert_write(200, "{" HDR("8") ",\"succeeded\":false}", 0);
+        assert_write(200, "{" HDR("7") ",\"succeeded\":\"true\"}", -EBADMSG);
+        assert_write(200, "{" HDR("7") ",\"succeeded\":1}", -EBADMSG);
+        assert_write(200, "{\"succeeded\":true}", -EBADMSG);
+}
+
 Test(write, too_large) {
         assert_write(400, TOO_LARGE, -EMSGSIZE);
         assert_write(413, "{\"message\":\"etcdserver: request is too large\"}", -EMSGSIZE);
@@ -1117,6 +1126,50 @@ Test(bodies, put_carries_the_key_and_the_value) {
         assert_b64_member(o, "key", odd_key, ODD_KEY_LEN);
         assert_b64_member(o, "value", value, sizeof(value));
         json_object_put(o);
+}
+
+/* o's member name: an array of one object, returned. */
+static struct json_object *only_item(struct json_object *o, const char *name) {
+        struct json_object *m;
+
+        cr_assert(json_object_object_get_ex(o, name, &m), "no \"%s\"", name);
+        cr_assert(json_object_is_type(m, json_type_array), "\"%s\" not an array", name);
+        cr_assert_eq(json_object_array_length(m), 1);
+        m = json_object_array_get_idx(m, 0);
+        cr_assert(json_object_is_type(m, json_type_object));
+        return m;
+}
+
+/* The put unless unchanged: compare the value for equality, and put only
+ * on failure, so that an absent key, whose value compare fails, is put. */
+Test(bodies, put_if_changed_compares_the_value_and_puts_on_failure) {
+        static const struct {
+                const void *data;
+                size_t size;
+        } values[] = { { "val", 3 }, { NULL, 0 }, { "a\0\"b", 4 } };
+
+        for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+                struct json_object *o = body_parse(
+                        ev__etcd_put_if_changed_body(odd_key, ODD_KEY_LEN, values[i].data,
+                                                     values[i].size),
+                        2);
+                struct json_object *compare = only_item(o, "compare"), *put, *m;
+
+                cr_assert_eq(json_object_object_length(compare), 4);
+                assert_b64_member(compare, "key", odd_key, ODD_KEY_LEN);
+                assert_b64_member(compare, "value", values[i].data ? values[i].data : "",
+                                  values[i].size);
+                cr_assert(json_object_object_get_ex(compare, "target", &m));
+                cr_assert_str_eq(json_object_get_string(m), "VALUE");
+                cr_assert(json_object_object_get_ex(compare, "result", &m));
+                cr_assert_str_eq(json_object_get_string(m), "EQUAL");
+                cr_assert(json_object_object_get_ex(only_item(o, "failure"), "request_put", &put));
+                cr_assert_eq(json_object_object_length(put), 2);
+                assert_b64_member(put, "key", odd_key, ODD_KEY_LEN);
+                assert_b64_member(put, "value", values[i].data ? values[i].data : "",
+                                  values[i].size);
+                json_object_put(o);
+        }
 }
 
 Test(bodies, watch_starts_at_its_revision_with_progress_notifications) {

@@ -164,6 +164,51 @@ Test(etcd, absent_key_then_empty_value_then_delete) {
         ev_value_etcd_free(e);
 }
 
+/* EV_VALUE_SET_IF_CHANGED: etcd compares the bytes and puts in one
+ * transaction.  Equal bytes make no revision and wake nobody; an absent
+ * key is written, also with an empty value, which then counts as equal. */
+Test(etcd, put_if_changed_writes_only_other_bytes) {
+        ev_value_etcd *e = open_key(etcd_cluster_endpoints(cluster), "/if-changed", 0);
+        ev_value_watcher *w = watch(e, 0);
+        ev_value_snapshot *s = next_snapshot(e, w);
+        uint64_t revision;
+
+        cr_assert(ev_snapshot_is_absent(s));
+        ev_snapshot_unref(s);
+        cr_assert_eq(ev_value_etcd_put_flags(e, NULL, 0, EV_VALUE_SET_IF_CHANGED, WAIT_MS), 1,
+                     "an empty value on an absent key was skipped");
+        s = next_snapshot(e, w);
+        cr_assert_not(ev_snapshot_is_absent(s));
+        cr_assert_eq(ev_snapshot_size(s), 0);
+        ev_snapshot_unref(s);
+        cr_assert_eq(ev_value_etcd_put_flags(e, "", 0, EV_VALUE_SET_IF_CHANGED, WAIT_MS), 0,
+                     "an empty value put again");
+
+        cr_assert_eq(ev_value_etcd_put_flags(e, "same", 4, EV_VALUE_SET_IF_CHANGED, WAIT_MS), 1);
+        wait_for(e, w, "same", &revision);
+        cr_assert_eq(ev_value_etcd_put_flags(e, "same", 4, EV_VALUE_SET_IF_CHANGED, WAIT_MS), 0);
+        cr_assert_eq(etcdctl_mod_revision("/if-changed"), revision, "equal bytes made a revision");
+        assert_quiet(e, w, 500);
+        /* A prefix, and a longer value, are other bytes. */
+        cr_assert_eq(ev_value_etcd_put_flags(e, "sam", 3, EV_VALUE_SET_IF_CHANGED, WAIT_MS), 1);
+        wait_for(e, w, "sam", NULL);
+        cr_assert_eq(ev_value_etcd_put_flags(e, "same", 4, EV_VALUE_SET_IF_CHANGED, WAIT_MS), 1);
+        wait_for(e, w, "same", NULL);
+        /* Without the flag, equal bytes are a change, as with put. */
+        cr_assert_eq(ev_value_etcd_put_flags(e, "same", 4, 0, WAIT_MS), 1);
+        s = next_snapshot(e, w);
+        cr_assert(etcd_test_is(s, "same"));
+        ev_snapshot_unref(s);
+
+        cr_assert_eq(ev_value_etcd_delete(e, WAIT_MS), 0);
+        wait_for(e, w, NULL, NULL);
+        cr_assert_eq(ev_value_etcd_put_flags(e, "same", 4, EV_VALUE_SET_IF_CHANGED, WAIT_MS), 1,
+                     "a deleted key was not written");
+        wait_for(e, w, "same", NULL);
+        ev_watcher_close(w);
+        ev_value_etcd_free(e);
+}
+
 Test(etcd, a_local_snapshot_is_never_absent) {
         ev_value *v;
         ev_value_snapshot *s;
@@ -363,6 +408,11 @@ Test(etcd, too_large_a_put_is_emsgsize) {
         cr_assert_eq(ev_value_etcd_put(e, data, 1600 * 1000, WAIT_MS), -EMSGSIZE);
         cr_assert_eq(ev_value_etcd_put(e, data, size, WAIT_MS), -EMSGSIZE);
         cr_assert_eq(ev_value_etcd_put(e, data, 1400 * 1000, WAIT_MS), 0);
+        /* The transaction carries the bytes twice: to compare, to put. */
+        cr_assert_eq(ev_value_etcd_put_flags(e, data, 1400 * 1000, EV_VALUE_SET_IF_CHANGED,
+                                             WAIT_MS), -EMSGSIZE);
+        cr_assert_eq(ev_value_etcd_put_flags(e, data, 700 * 1000, EV_VALUE_SET_IF_CHANGED,
+                                             WAIT_MS), 1);
         free(data);
         ev_value_etcd_free(e);
 }
@@ -492,6 +542,8 @@ Test(etcd, no_member_answers) {
         tcp_proxy_free(proxy);
         e = open_key(endpoints, "/nobody", 0);
         cr_assert_eq(ev_value_etcd_put(e, "x", 1, WAIT_MS), -ECONNREFUSED);
+        cr_assert_eq(ev_value_etcd_put_flags(e, "x", 1, EV_VALUE_SET_IF_CHANGED, WAIT_MS),
+                     -ECONNREFUSED);
         cr_assert_eq(ev_value_etcd_delete(e, -1), -ECONNREFUSED);
         w = watch(e, 0);
         for (int64_t end = etcd_test_now_ms() + 2000; etcd_test_now_ms() < end; processed++) {
@@ -542,6 +594,7 @@ Test(etcd_args, every_function_checks_its_arguments) {
         cr_assert_eq(ev_value_etcd_watch(NULL, 0, &w), -EINVAL);
         cr_assert_eq(ev_value_etcd_get(NULL, &s), -EINVAL);
         cr_assert_eq(ev_value_etcd_put(NULL, "x", 1, 0), -EINVAL);
+        cr_assert_eq(ev_value_etcd_put_flags(NULL, "x", 1, 0, 0), -EINVAL);
         cr_assert_eq(ev_value_etcd_delete(NULL, 0), -EINVAL);
         cr_assert_eq(ev_value_etcd_get_last_contact(NULL, &at), -EINVAL);
         cr_assert_null(ev_value_etcd_free(NULL));
@@ -555,6 +608,9 @@ Test(etcd_args, every_function_checks_its_arguments) {
         cr_assert_eq(ev_value_etcd_get(e, &s), -EAGAIN);
         cr_assert_eq(ev_value_etcd_put(e, NULL, 1, 0), -EINVAL);
         cr_assert_eq(ev_value_etcd_put(e, "x", 1, -2), -EINVAL);
+        cr_assert_eq(ev_value_etcd_put_flags(e, NULL, 1, EV_VALUE_SET_IF_CHANGED, 0), -EINVAL);
+        cr_assert_eq(ev_value_etcd_put_flags(e, "x", 1, 1u << 1, 0), -EINVAL);
+        cr_assert_eq(ev_value_etcd_put_flags(e, "x", 1, EV_VALUE_SET_IF_CHANGED, -2), -EINVAL);
         cr_assert_eq(ev_value_etcd_delete(e, -2), -EINVAL);
         cr_assert_eq(ev_value_etcd_get_last_contact(e, NULL), -EINVAL);
         cr_assert_eq(ev_value_etcd_get_last_contact(e, &at), -EAGAIN);

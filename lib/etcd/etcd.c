@@ -185,6 +185,7 @@ EV_VALUE_ETCD_PUBLIC int ev_value_etcd_get(ev_value_etcd *e, ev_value_snapshot *
         return ev_value_get(e->value, ret);
 }
 
+/* Send body (freed here) to path: what ev__etcd_writer_send says. */
 static int etcd_write(ev_value_etcd *e, const char *path, char *body, int timeout_ms) {
         int r;
 
@@ -198,17 +199,38 @@ static int etcd_write(ev_value_etcd *e, const char *path, char *body, int timeou
 
 EV_VALUE_ETCD_PUBLIC int ev_value_etcd_put(ev_value_etcd *e, const void *data, size_t size,
                                            int timeout_ms) {
-        if (!e || (!data && size > 0) || timeout_ms < -1)
+        int r = ev_value_etcd_put_flags(e, data, size, 0, timeout_ms);
+
+        return r < 0 ? r : 0;
+}
+
+/* With EV_VALUE_SET_IF_CHANGED, a transaction: its compare holds (1) when
+ * the key already has the bytes, and then nothing is written. */
+EV_VALUE_ETCD_PUBLIC int ev_value_etcd_put_flags(ev_value_etcd *e, const void *data, size_t size,
+                                                 unsigned flags, int timeout_ms) {
+        int r;
+
+        if (!e || (!data && size > 0) || (flags & ~(unsigned)EV_VALUE_SET_IF_CHANGED) ||
+            timeout_ms < -1)
                 return -EINVAL;
-        return etcd_write(e, "/v3/kv/put", ev__etcd_put_body(e->key, e->key_len, data, size),
-                          timeout_ms);
+        if (!(flags & EV_VALUE_SET_IF_CHANGED)) {
+                r = etcd_write(e, "/v3/kv/put", ev__etcd_put_body(e->key, e->key_len, data, size),
+                               timeout_ms);
+                return r < 0 ? r : 1;
+        }
+        r = etcd_write(e, "/v3/kv/txn",
+                       ev__etcd_put_if_changed_body(e->key, e->key_len, data, size), timeout_ms);
+        return r < 0 ? r : !r;
 }
 
 EV_VALUE_ETCD_PUBLIC int ev_value_etcd_delete(ev_value_etcd *e, int timeout_ms) {
+        int r;
+
         if (!e || timeout_ms < -1)
                 return -EINVAL;
-        return etcd_write(e, "/v3/kv/deleterange", ev__etcd_delete_body(e->key, e->key_len),
-                          timeout_ms);
+        r = etcd_write(e, "/v3/kv/deleterange", ev__etcd_delete_body(e->key, e->key_len),
+                       timeout_ms);
+        return r < 0 ? r : 0;
 }
 
 EV_VALUE_ETCD_PUBLIC int ev_value_etcd_get_last_contact(const ev_value_etcd *e,

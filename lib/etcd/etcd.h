@@ -86,14 +86,17 @@ char *ev__etcd_range_body(const char *key, size_t key_len);
 char *ev__etcd_watch_body(const char *key, size_t key_len, int64_t start_revision);
 char *ev__etcd_put_body(const char *key, size_t key_len, const void *data, size_t size);
 char *ev__etcd_delete_body(const char *key, size_t key_len);
+char *ev__etcd_put_if_changed_body(const char *key, size_t key_len, const void *data,
+                                   size_t size);
 /* Parse what the gateway answered: 0, -EBADMSG for anything malformed or
  * about another key, -ENOMEM.  The outputs are written only on success. */
 int ev__etcd_parse_range(const char *json, size_t len, const char *key, size_t key_len,
                          struct ev__etcd_range *ret);
 int ev__etcd_parse_watch(const char *json, size_t len, const char *key, size_t key_len,
                          struct ev__etcd_watch_message *ret);
-/* A put or delete's answer: 0 committed; -EMSGSIZE too large; -EAGAIN for
- * an error another member may not have (no leader, timed out); -EIO for
+/* A put, delete or transaction's answer: 0 committed, 1 a transaction
+ * whose compare held ("succeeded"); -EMSGSIZE too large; -EAGAIN for an
+ * error another member may not have (no leader, timed out); -EIO for
  * another error; -EBADMSG when malformed. */
 int ev__etcd_parse_write(long http_status, const char *json, size_t len);
 
@@ -171,7 +174,8 @@ struct ev__etcd_writer;
 int ev__etcd_writer_new(const struct ev__etcd_endpoints *endpoints,
                         struct ev__etcd_writer **ret);
 void ev__etcd_writer_free(struct ev__etcd_writer *w);
-/* Send body to path, trying the members from `first`, within timeout_ms. */
+/* Send body to path, trying the members from `first`, within timeout_ms:
+ * what ev__etcd_parse_write says of the answer, or why none came. */
 int ev__etcd_writer_send(struct ev__etcd_writer *w, const char *path, const char *body,
                          size_t first, int timeout_ms);
 

@@ -55,6 +55,26 @@ char *ev__etcd_put_body(const char *key, size_t key_len, const void *data, size_
         return body;
 }
 
+/* A transaction that puts data unless the key holds exactly data: etcd
+ * fails a compare of the value of a key that does not exist, so an absent
+ * key takes the put, also of an empty value. */
+char *ev__etcd_put_if_changed_body(const char *key, size_t key_len, const void *data,
+                                   size_t size) {
+        char *k = ev__base64_encode(key, key_len), *v = ev__base64_encode(size ? data : "", size);
+        char *body = NULL;
+
+        if (k && v &&
+            asprintf(&body,
+                     "{\"compare\":[{\"key\":\"%s\",\"target\":\"VALUE\",\"result\":\"EQUAL\","
+                     "\"value\":\"%s\"}],"
+                     "\"failure\":[{\"request_put\":{\"key\":\"%s\",\"value\":\"%s\"}}]}",
+                     k, v, k, v) < 0)
+                body = NULL;
+        free(k);
+        free(v);
+        return body;
+}
+
 char *ev__etcd_watch_body(const char *key, size_t key_len, int64_t start_revision) {
         char *b64 = ev__base64_encode(key, key_len), *body = NULL;
 
@@ -371,6 +391,7 @@ static int write_error_from(struct json_object *o) {
 int ev__etcd_parse_write(long http_status, const char *json, size_t len) {
         struct json_object *o;
         int64_t revision;
+        bool succeeded = false;
         int r = parse_object(json, len, &o);
 
         if (r < 0)
@@ -380,6 +401,10 @@ int ev__etcd_parse_write(long http_status, const char *json, size_t len) {
                 r = header_revision(o, &revision);
                 if (r == 0 && revision <= 0)
                         r = -EBADMSG;
+                if (r == 0)
+                        r = member_bool(o, "succeeded", &succeeded);
+                if (r == 0)
+                        r = succeeded;
         } else {
                 r = write_error_from(o);
         }

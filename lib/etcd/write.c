@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Put and delete: a blocking request from whichever thread calls, on an
+ * Put, delete and the put unless unchanged (a transaction): a blocking
+ * request from whichever thread calls, on an
  * easy handle of its own, so that writes never wait for the loop nor the
  * loop for them.  The member the follower trusts is tried first, then the
  * others in turn until one with a leader commits the write or the time
@@ -76,8 +77,8 @@ static int writer_failure(CURL *easy, CURLcode code) {
         return ev__etcd_curl_error(code);
 }
 
-/* One attempt on one member, within timeout_ms: 0 committed, or
- * what ev__etcd_parse_write and ev__etcd_curl_error say. */
+/* One attempt on one member, within timeout_ms: what
+ * ev__etcd_parse_write or ev__etcd_curl_error says. */
 static int writer_try(struct ev__etcd_writer *w, CURL *easy, const char *base, const char *path,
                       const char *body, long timeout_ms) {
         struct ev__etcd_buffer answer = { 0 };
@@ -107,7 +108,8 @@ static int writer_try(struct ev__etcd_writer *w, CURL *easy, const char *base, c
 }
 
 /* Each member once, from `first`, each attempt bounded by the deadline
- * (µs, UINT64_MAX: none): 0, a final error, or -EAGAIN to go on.  A round
+ * (µs, UINT64_MAX: none): the answer (>= 0), a final error, or -EAGAIN to
+ * go on.  A round
  * where no member answered at all ends the write: -ECONNREFUSED or
  * -EHOSTUNREACH. */
 static int writer_round(struct ev__etcd_writer *w, CURL *easy, const char *path,
@@ -132,7 +134,7 @@ static int writer_round(struct ev__etcd_writer *w, CURL *easy, const char *path,
                         continue;
                 }
                 answered = true;
-                if (r == 0 || r == -EMSGSIZE || r == -EIO || r == -ENOMEM)
+                if (r >= 0 || r == -EMSGSIZE || r == -EIO || r == -ENOMEM)
                         return r;
                 /* -EAGAIN, -ETIMEDOUT, -EBADMSG: another member may do. */
         }

@@ -84,6 +84,8 @@ BAD_BASE64 = js({"error": "illegal base64 data at input byte 0",
                  "message": "illegal base64 data at input byte 0", "code": 3})
 NO_LEADER = js({"error": "etcdserver: no leader", "message": "etcdserver: no leader",
                 "code": 14})
+TXN_SUCCEEDED = js({"header": header(2), "succeeded": True})
+TXN_FAILED = js({"header": header(3), "responses": [{"response_put": {"header": header(3)}}]})
 GRPC_TOO_LARGE = js({"error": "grpc: received message larger than max (2800038 vs. 2097152)",
                      "message": "grpc: received message larger than max (2800038 vs. 2097152)",
                      "code": 8})
@@ -176,6 +178,8 @@ SEEDS = {
     "write-too-large": bytes([WHOLE]) + TOO_LARGE,
     "write-bad-base64": bytes([WHOLE]) + BAD_BASE64,
     "write-no-leader": bytes([WHOLE]) + NO_LEADER,
+    "write-txn-succeeded": bytes([WHOLE]) + TXN_SUCCEEDED,
+    "write-txn-failed": bytes([WHOLE]) + TXN_FAILED,
     "write-grpc-too-large": bytes([WHOLE]) + GRPC_TOO_LARGE,
     # A session, cut in several ways.
     "session-whole": bytes([WHOLE]) + SESSION,
