@@ -136,6 +136,10 @@ check_eq "get --format '%a' after set --delete" 1 "$(cat "$T/out")"
 ctl get "$k" --print-value-only >"$T/ctl.out"
 [ -s "$T/ctl.out" ] && fail "etcdctl still finds the key after evvalue set --delete" "$(show_file etcdctl "$T/ctl.out")"
 expect_ok "$EVVALUE" set "$A" -d --timeout 20000
+# set --if-changed of an empty value on the absent key writes it.
+expect_ok "$EVVALUE" set "$A" '' --if-changed --timeout 20000
+expect_ok "$EVVALUE" get "$A" --format '%a %z' --timeout 20000
+check_eq "get --format '%a %z' after set --if-changed '' on the absent key" "0 0" "$(cat "$T/out")"
 
 # ---------------------------------------------------------------- keys
 # After the hosts, the first / starts the key: //app/state is /app/state.

@@ -20,7 +20,8 @@
 static struct {
         int (*new)(const char *endpoints, const char *key, unsigned flags, ev_value_etcd **ret);
         int (*watch)(ev_value_etcd *e, unsigned flags, ev_value_watcher **ret);
-        int (*put)(ev_value_etcd *e, const void *data, size_t size, int timeout_ms);
+        int (*put_flags)(ev_value_etcd *e, const void *data, size_t size, unsigned flags,
+                         int timeout_ms);
         int (*delete)(ev_value_etcd *e, int timeout_ms);
         ev_value_etcd *(*free)(ev_value_etcd *e);
 } api;
@@ -46,7 +47,7 @@ static int load(void) {
                 return -ELIBACC;
         if (!bind(library, "ev_value_etcd_new", &api.new) ||
             !bind(library, "ev_value_etcd_watch", &api.watch) ||
-            !bind(library, "ev_value_etcd_put", &api.put) ||
+            !bind(library, "ev_value_etcd_put_flags", &api.put_flags) ||
             !bind(library, "ev_value_etcd_delete", &api.delete) ||
             !bind(library, "ev_value_etcd_free", &api.free)) {
                 memset(&api, 0, sizeof(api));
@@ -87,45 +88,17 @@ void *etcd_close(void *handle) {
         return NULL;
 }
 
-/* Whether the key's state equals data, read within timeout_ms: etcd's
- * plain put has no compare on the bytes, so --if-changed on etcd compares
- * with the state read first, which another writer may change meanwhile. */
-static int equals(ev_value_etcd *e, const void *data, size_t size, int timeout_ms) {
-        ev_value_watcher *w;
-        ev_value_snapshot *s;
-        int r = api.watch(e, 0, &w);
-
-        if (r < 0)
-                return r;
-        r = ev_watcher_wait(w, timeout_ms, -1, &s);
-        ev_watcher_close(w);
-        if (r < 0)
-                return r;
-        r = !ev_snapshot_is_absent(s) && ev_snapshot_size(s) == size &&
-            (size == 0 || memcmp(ev_snapshot_data(s), data, size) == 0);
-        ev_snapshot_unref(s);
-        return r;
-}
-
+/* With --if-changed, etcd compares and puts in one transaction. */
 int etcd_set(const struct address *a, const void *data, size_t size, unsigned flags,
              int timeout_ms) {
-        int64_t deadline = deadline_after(timeout_ms);
         ev_value_etcd *e;
         int r = open_key(a, &e);
 
         if (r < 0)
                 return r;
-        if (flags & EV_VALUE_SET_IF_CHANGED) {
-                r = equals(e, data, size, timeout_ms);
-                if (r != 0) {
-                        api.free(e);
-                        return r < 0 ? r : 0;
-                }
-                timeout_ms = time_left(deadline);
-        }
-        r = api.put(e, data, size, timeout_ms);
+        r = api.put_flags(e, data, size, flags, timeout_ms);
         api.free(e);
-        return r < 0 ? r : 1;
+        return r;
 }
 
 int etcd_delete(const struct address *a, int timeout_ms) {
