@@ -204,8 +204,9 @@ EV_VALUE_ETCD_PUBLIC int ev_value_etcd_put(ev_value_etcd *e, const void *data, s
         return r < 0 ? r : 0;
 }
 
-/* With EV_VALUE_SET_IF_CHANGED, a transaction: its compare holds (1) when
- * the key already has the bytes, and then nothing is written. */
+/* With EV_VALUE_SET_IF_CHANGED, a transaction whose compare holds (the
+ * writer's answer 1) when the key already has the bytes: then nothing is
+ * written, and 0 is returned. */
 EV_VALUE_ETCD_PUBLIC int ev_value_etcd_put_flags(ev_value_etcd *e, const void *data, size_t size,
                                                  unsigned flags, int timeout_ms) {
         int r;

@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Put, delete and the put unless unchanged (a transaction): a blocking
- * request from whichever thread calls, on an
- * easy handle of its own, so that writes never wait for the loop nor the
- * loop for them.  The member the follower trusts is tried first, then the
- * others in turn until one with a leader commits the write or the time
- * runs out.  One handle is kept between calls (its connection to the
- * member stays open); a call that finds it in use makes its own.
+ * Puts, deletes and transactions: a blocking request from whichever
+ * thread calls, on an easy handle of its own, so that writes never wait
+ * for the loop nor the loop for them.  The member the follower trusts is
+ * tried first, then the others in turn until one with a leader commits the
+ * write or the time runs out.  One handle is kept between calls (its
+ * connection to the member stays open); a call that finds it in use makes
+ * its own.
  */
 #include "config.h"
 
@@ -109,9 +109,8 @@ static int writer_try(struct ev__etcd_writer *w, CURL *easy, const char *base, c
 
 /* Each member once, from `first`, each attempt bounded by the deadline
  * (µs, UINT64_MAX: none): the answer (>= 0), a final error, or -EAGAIN to
- * go on.  A round
- * where no member answered at all ends the write: -ECONNREFUSED or
- * -EHOSTUNREACH. */
+ * go on.  A round where no member answered at all ends the write:
+ * -ECONNREFUSED or -EHOSTUNREACH. */
 static int writer_round(struct ev__etcd_writer *w, CURL *easy, const char *path,
                         const char *body, size_t first, uint64_t deadline) {
         size_t n = w->endpoints->n;
