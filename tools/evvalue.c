@@ -186,7 +186,8 @@ int operands(int argc, char **argv, int min, int max, struct address *ret) {
         int n = argc - optind, r;
 
         if (n < min)
-                return usage_error(min == 1 ? "an address is needed" : "an address and data are needed");
+                return usage_error(min == 1 ? "an address is needed"
+                                            : "an address and data are needed");
         if (n > max)
                 return usage_error("unexpected argument '%s'", argv[optind + max]);
         if (n == 0)

@@ -4,8 +4,8 @@
  * (serve.c, set.c, get.c, watch.c, wait.c) with an entry point of the
  * shape of main(); address.c parses the address forms, source.c opens a
  * watcher or makes a set whatever the address's backend (etcd.c for etcd
- * addresses), output.c prints a snapshot.  Everything is built on the library's public API, as a user of
- * the library would build it.
+ * addresses), output.c prints a snapshot.  Everything is built on the
+ * library's public API, as a user of the library would build it.
  */
 #ifndef EVVALUE_H
 #define EVVALUE_H

@@ -73,12 +73,15 @@ int cmd_set(int argc, char **argv) {
                 return usage_error("--delete excludes --if-changed");
         if ((r = operands(argc, argv, delete ? 1 : 2, delete ? 1 : 2, &a)))
                 return r;
-        if (delete && a.kind != ADDRESS_ETCD)
-                r = usage_error("--delete needs an etcd address: a served value has no absent state");
-        else if (delete)
-                r = (r = source_delete(&a, timeout_ms)) < 0 ? fail(a.text, r) : 0;
-        else
+        if (delete && a.kind != ADDRESS_ETCD) {
+                r = usage_error("--delete needs an etcd address: "
+                                "a served value has no absent state");
+        } else if (delete) {
+                r = source_delete(&a, timeout_ms);
+                r = r < 0 ? fail(a.text, r) : 0;
+        } else {
                 r = set_data(&a, argv[optind + 1], flags, timeout_ms);
+        }
         address_clear(&a);
         return r;
 }

@@ -149,7 +149,8 @@ static int watch_loop(const struct watch *wt, struct source *src) {
                 if (r < 0)
                         return fail(src->address->text, r);
                 absent = source_is_absent(src, s);
-                r = wt->exec ? run_exec(wt->exec, s, absent) : output_snapshot(&wt->output, s, absent);
+                r = wt->exec ? run_exec(wt->exec, s, absent)
+                             : output_snapshot(&wt->output, s, absent);
                 ev_snapshot_unref(s);
                 if (r < 0)
                         return fail(wt->exec ? wt->exec : "stdout", r);
