@@ -171,7 +171,7 @@ Test(etcd, put_if_changed_writes_only_other_bytes) {
         ev_value_etcd *e = open_key(etcd_cluster_endpoints(cluster), "/if-changed", 0);
         ev_value_watcher *w = watch(e, 0);
         ev_value_snapshot *s = next_snapshot(e, w);
-        uint64_t revision;
+        uint64_t revision = 0;
 
         cr_assert(ev_snapshot_is_absent(s));
         ev_snapshot_unref(s);
